@@ -59,7 +59,8 @@ export class TpmClient {
     for (const h of command.handles) w.u32(h.handle);
     if (sessions.length > 0) {
       const context = { commandCode: command.code, handleNames, parameters };
-      const auths = await Promise.all(sessions.map((s) => s.authorize(context)));
+      const first = command.authHandles > 0 ? { ...context, extraNonces: extraNonces(sessions) } : context;
+      const auths = await Promise.all(sessions.map((s, i) => s.authorize(i === 0 ? first : context)));
       let authSize = 0;
       for (const a of auths) authSize += a.length;
       w.u32(authSize);
@@ -69,7 +70,7 @@ export class TpmClient {
     const bytes = w.finish();
     new DataView(bytes.buffer).setUint32(2, bytes.length);
 
-    const response = await this.transport.send(bytes);
+    const response = await this.sendRetrying(bytes);
     return this.parseResponse(command, sessions, response);
   }
 
@@ -116,6 +117,20 @@ export class TpmClient {
     return result;
   }
 
+  /**
+   * TPM_RC_RETRY, _YIELDED and _TESTING mean "not executed, send it again" (Part 2, 6.6.3): the
+   * TPM changed no state, so resending the same bytes (same nonces and HMACs) is correct. libtpms
+   * answers RETRY now and then, e.g. the first time an RSA key's private exponent is computed.
+   */
+  private async sendRetrying(bytes: Uint8Array): Promise<Uint8Array> {
+    for (let attempt = 1; ; attempt++) {
+      const response = await this.transport.send(bytes);
+      const rc = response.length >= 10 ? new DataView(response.buffer, response.byteOffset, response.byteLength).getUint32(6) : 0;
+      if ((rc !== 0x922 && rc !== 0x908 && rc !== 0x90a) || attempt >= 20) return response;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5 * attempt, 50)));
+    }
+  }
+
   /** Resolve a handle's name: given, cached, the handle itself, or asked of the TPM. */
   async nameOf(handle: number, given?: Uint8Array): Promise<Uint8Array> {
     if (given) return given;
@@ -135,6 +150,16 @@ export class TpmClient {
   async close(): Promise<void> {
     await this.transport.close();
   }
+}
+
+/** nonceTPM of a decrypt session and of a different encrypt session, when neither is session 0 (Part 1, 19.6.5). */
+function extraNonces(sessions: Session[]): Uint8Array[] {
+  const nonces: Uint8Array[] = [];
+  const decryptIndex = sessions.findIndex((s) => s.decrypt);
+  const encryptIndex = sessions.findIndex((s) => s.encrypt);
+  if (decryptIndex > 0 && sessions[decryptIndex].nonceTpm) nonces.push(sessions[decryptIndex].nonceTpm!);
+  if (encryptIndex > 0 && encryptIndex !== decryptIndex && sessions[encryptIndex].nonceTpm) nonces.push(sessions[encryptIndex].nonceTpm!);
+  return nonces;
 }
 
 function readFlushedHandle(parameters: Uint8Array): number {

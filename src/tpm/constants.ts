@@ -338,3 +338,36 @@ export const HASH_ALGS: Record<number, { name: 'SHA-1' | 'SHA-256' | 'SHA-384' |
   [TPM_ALG.SHA384]: { name: 'SHA-384', node: 'sha384', size: 48, label: 'sha384' },
   [TPM_ALG.SHA512]: { name: 'SHA-512', node: 'sha512', size: 64, label: 'sha512' },
 };
+
+/** Variable TPM_PT property tags (Part 2, 6.13, PT_VAR = 0x200): read with GetCapability(TPM_PROPERTIES). */
+export const TPM_PT_VAR = {
+  PERMANENT: 0x200,
+  STARTUP_CLEAR: 0x201,
+  HR_NV_INDEX: 0x202,
+  HR_LOADED: 0x203,
+  HR_LOADED_AVAIL: 0x204,
+  HR_ACTIVE: 0x205,
+  HR_ACTIVE_AVAIL: 0x206,
+  HR_TRANSIENT_AVAIL: 0x207,
+  HR_PERSISTENT: 0x208,
+  HR_PERSISTENT_AVAIL: 0x209,
+  NV_COUNTERS: 0x20a,
+  NV_COUNTERS_AVAIL: 0x20b,
+  ALGORITHM_SET: 0x20c,
+  LOADED_CURVES: 0x20d,
+  LOCKOUT_COUNTER: 0x20e,
+  MAX_AUTH_FAIL: 0x20f,
+  LOCKOUT_INTERVAL: 0x210,
+  LOCKOUT_RECOVERY: 0x211,
+  NV_WRITE_RECOVERY: 0x212,
+} as const;
+
+/** TPMA_PERMANENT bits (Part 2, 8.6): the TPM_PT_PERMANENT property. */
+export const TPMA_PERMANENT = {
+  ownerAuthSet: 1 << 0,
+  endorsementAuthSet: 1 << 1,
+  lockoutAuthSet: 1 << 2,
+  disableClear: 1 << 8,
+  inLockout: 1 << 9,
+  tpmGeneratedEPS: 1 << 10,
+} as const;

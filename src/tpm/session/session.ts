@@ -19,6 +19,11 @@ export interface CommandContext {
   handleNames: Uint8Array[];
   /** The marshaled parameter area, first parameter already encrypted. */
   parameters: Uint8Array;
+  /**
+   * Only for the first session when it authorizes a handle: the nonceTPM of a different session
+   * that decrypts, then of one that encrypts (Part 1, 19.6.5; reference ComputeCommandHMAC).
+   */
+  extraNonces?: Uint8Array[];
 }
 
 export interface ResponseContext {
@@ -49,4 +54,6 @@ export interface Session {
   decryptParameter?(data: Uint8Array): Uint8Array | Promise<Uint8Array>;
   /** Whether any handle needs its name for this session (HMAC/policy sessions do; passwords don't). */
   readonly needsNames: boolean;
+  /** The TPM's current nonce (HMAC and policy sessions; absent for passwords). */
+  readonly nonceTpm?: Uint8Array;
 }

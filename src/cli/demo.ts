@@ -1,0 +1,90 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { SigilError } from '../core/errors.ts';
+import { toHex } from '../core/hex.ts';
+import { parseCertificates, verifyEkCertificate } from '../evidence/tpm/ek-certificate.ts';
+import { parseQuote, verifyQuote } from '../evidence/tpm/quote.ts';
+import { TPM_ALG } from '../tpm/constants.ts';
+import { makeCredential } from '../tpm/credential.ts';
+import { startSwtpm } from '../tpm/swtpm-process.ts';
+import { Tpm } from '../tpm/tpm.ts';
+import { activateCredential, quote } from '../tpm/tpm-attest.ts';
+import { createAttestationKey, endorsementKey, readEkCertificate, storageKey } from '../tpm/tpm-keys.ts';
+import { seal, selectionFromSpec, unseal } from '../tpm/tpm-seal.ts';
+import { printJson } from './output.ts';
+
+/**
+ * `sigil demo`: what exists so far, end to end, on a throw-away swtpm manufactured with an EK
+ * certificate: EK certificate → AK by credential activation → seal under PolicyPCR → quote and
+ * verify → extend the PCR → the unseal is refused. Every step checks its own result.
+ */
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('walk the TPM chain on a private, throw-away swtpm')
+    .option('--json', 'print the steps as JSON')
+    .action(async (options: { json?: boolean }) => {
+      const steps: { step: string; detail: string; ms: number }[] = [];
+      const say = (step: string, detail: string, started: number) => {
+        const ms = Math.round(performance.now() - started);
+        steps.push({ step, detail, ms });
+        if (!options.json) console.log(`✔ ${step.padEnd(34)} ${detail} (${ms} ms)`);
+      };
+      let t = performance.now();
+      const swtpm = await startSwtpm({ ekCert: true, pcrBanks: ['sha1', 'sha256'] });
+      const tpm = new Tpm(swtpm.transport());
+      try {
+        say('start a private swtpm', `${swtpm.uri}, EK certificates made by swtpm_setup`, t);
+
+        t = performance.now();
+        const pcrs = await tpm.readPcrs(TPM_ALG.SHA256, [0, 7, 16]);
+        say('read PCRs', `sha256:16 = ${toHex(pcrs.get(16)!).slice(0, 16)}…`, t);
+
+        t = performance.now();
+        const ek = await endorsementKey(tpm, 'rsa');
+        const ekCert = await readEkCertificate(tpm, 'rsa');
+        if (!ekCert) throw new SigilError('demo.ek_cert_missing', 'swtpm_setup stored no EK certificate');
+        const ca = [...parseCertificates(await readFile(swtpm.localCa!.rootCert, 'utf8')), ...parseCertificates(await readFile(swtpm.localCa!.intermediateCert, 'utf8'))];
+        const info = await verifyEkCertificate(ekCert, { roots: ca.filter((c) => c.subject === c.issuer), intermediates: ca.filter((c) => c.subject !== c.issuer), ekPublic: ek.publicArea });
+        say('validate the EK certificate', `issuer "${info.issuer}"`, t);
+
+        t = performance.now();
+        const srk = await storageKey(tpm);
+        const ak = await createAttestationKey(tpm, srk, 'ecc');
+        await tpm.flush(srk.handle);
+        const challenge = await tpm.random(32);
+        const credential = await makeCredential({ ekPublic: ek.publicArea, objectName: ak.name, credential: challenge });
+        const answer = await activateCredential(tpm, ak, ek, credential);
+        await tpm.flush(ek.handle);
+        if (toHex(answer) !== toHex(challenge)) throw new SigilError('demo.activation_mismatch', 'the activated credential differs from the challenge');
+        say('activate a credential for the AK', `AK ${toHex(ak.name).slice(0, 16)}… proven to live beside the EK`, t);
+
+        t = performance.now();
+        const selection = selectionFromSpec('sha256:7,16');
+        const sealed = await seal(tpm, { secret: new TextEncoder().encode('disk passphrase: correct horse'), selection });
+        const opened = new TextDecoder().decode(await unseal(tpm, sealed));
+        say('seal and unseal under PolicyPCR', `sha256:7,16 → "${opened.slice(0, 16)}…" (salted, encrypted sessions)`, t);
+
+        t = performance.now();
+        const nonce = await tpm.random(20);
+        const evidence = await tpm.using(ak.handle, () => quote(tpm, ak, nonce, selectionFromSpec('sha256:0,7,16')));
+        const verified = await verifyQuote(parseQuote(evidence.attestBytes, evidence.signatureBytes), { akPublic: ak.publicArea, nonce, pcrValues: evidence.pcrValues });
+        say('quote and verify', `signature, nonce and PCR digest check out (${Object.keys(verified.pcrs.sha256).length} PCRs)`, t);
+
+        t = performance.now();
+        await tpm.extendEvent(16, new TextEncoder().encode('sigil demo: lock-out'));
+        try {
+          await unseal(tpm, sealed);
+          throw new SigilError('demo.unseal_not_refused', 'the unseal after the extend should have been refused');
+        } catch (error) {
+          if (!(error instanceof SigilError) || error.code !== 'tpm.policy_pcr_mismatch') throw error;
+          say('extend PCR 16, unseal again', `refused: ${error.message} [${error.code}]`, t);
+        }
+      } finally {
+        await tpm.close();
+        await swtpm.stop();
+      }
+      if (options.json) printJson({ demo: 'ok', steps });
+      else console.log('demo complete: swtpm stopped, nothing left running');
+    });
+}

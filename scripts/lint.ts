@@ -20,6 +20,8 @@ const ISOMORPHIC = [
   'src/tpm/command.ts',
   'src/tpm/handles.ts',
   'src/tpm/response-codes.ts',
+  'src/tpm/templates.ts',
+  'src/tpm/jwk.ts',
   'src/eventlog',
   'src/evidence',
   'src/measure',

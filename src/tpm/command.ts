@@ -34,7 +34,7 @@ export interface CommandSpec<R> {
 }
 
 export function defineCommand<R = void>(spec: CommandSpec<R>): Command<R> {
-  const writer = new Writer();
+  const writer = new Writer(64);
   spec.parameters?.(writer);
   const authHandles = spec.authHandles ?? [];
   return {

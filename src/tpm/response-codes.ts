@@ -118,9 +118,10 @@ export function decodeResponseCode(rc: number): DecodedResponseCode {
   return { rc, base, name, warning: (base & 0x900) === 0x900 };
 }
 
+const COMMAND_NAMES = new Map<number, string>(Object.entries(TPM_CC).map(([name, code]) => [code, name]));
+
 export function commandName(code: number): string {
-  for (const [name, value] of Object.entries(TPM_CC)) if (value === code) return name;
-  return `0x${code.toString(16)}`;
+  return COMMAND_NAMES.get(code) ?? `0x${code.toString(16)}`;
 }
 
 /** Stable SigilError code for a TPM response code, e.g. `tpm.rc.policy_fail`. */

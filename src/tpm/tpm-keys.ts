@@ -1,5 +1,6 @@
 import { SigilError } from '../core/errors.ts';
 import { auth } from './command.ts';
+import { evictControl } from './commands/context.ts';
 import { create, createPrimary, load } from './commands/object.ts';
 import { nvRead, nvReadPublic } from './commands/nv.ts';
 import { TPM_RH } from './constants.ts';
@@ -39,6 +40,21 @@ export async function storageKey(tpm: Tpm): Promise<LoadedKey> {
   }
   const primary = await tpm.client.run(createPrimary(auth(TPM_RH.OWNER), { inPublic: srkEccP256Template() }));
   return { handle: primary.handle, name: primary.name, publicArea: primary.outPublic, transient: true };
+}
+
+/**
+ * Provisioning step: create the SRK and make it persistent at 0x81000001 (owner authorization),
+ * so every later boot and tool (tpm2-tools too) shares one storage parent. Idempotent.
+ */
+export async function provisionStorageKey(tpm: Tpm, ownerAuth?: Uint8Array): Promise<LoadedKey> {
+  const existing = await storageKey(tpm);
+  if (!existing.transient) return existing;
+  try {
+    await tpm.client.run(evictControl(auth(TPM_RH.OWNER, ownerAuth), existing.handle, SRK_PERSISTENT_HANDLE));
+  } finally {
+    await tpm.flush(existing.handle);
+  }
+  return { ...existing, handle: SRK_PERSISTENT_HANDLE, transient: false };
 }
 
 /** The EK, recreated from the endorsement seed with the EK Credential Profile's default template. */

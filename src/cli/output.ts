@@ -4,8 +4,8 @@ import { SigilError } from '../core/errors.ts';
 export const EXIT = { ok: 0, refused: 1, usage: 2, environment: 3 } as const;
 
 /** Error codes that mean "this machine cannot do it", not "the input was refused". */
-const ENVIRONMENT_CODES = [/^tpm\.transport/, /^tpm\.swtpm_missing/, /^tpm\.device_unavailable/, /^tpm\.uri_invalid/, /^env\./];
-const USAGE_CODES = [/^cli\.usage/, /^core\.hex_invalid/, /^tpm\.hash_unsupported/];
+const ENVIRONMENT_CODES = [/^tpm\.transport/, /^tpm\.swtpm_missing/, /^tpm\.device_unavailable/, /^env\./];
+const USAGE_CODES = [/^tpm\.uri_invalid/, /^cli\.usage/, /^core\.hex_invalid/, /^tpm\.hash_unsupported/];
 
 export function exitCodeFor(error: unknown): number {
   if (!(error instanceof SigilError)) return EXIT.refused;

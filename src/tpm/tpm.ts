@@ -90,7 +90,7 @@ export class Tpm {
     await this.client.run(pcrExtend(auth(pcr), digests));
   }
 
-  /** PCR_Event: the TPM hashes `data` for every active bank and extends each. */
+  /** PCR_Event: the TPM hashes `data` and extends every active bank; it reports the digest of every hash it implements. */
   async extendEvent(pcr: number, data: Uint8Array): Promise<TaggedHash[]> {
     return this.client.run(pcrEvent(auth(pcr), data));
   }

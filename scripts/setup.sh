@@ -6,7 +6,11 @@ set -eu
 cd "$(dirname "$0")/.."
 
 NODE_VERSION=24.21.0
-DEBIAN_PACKAGES="swtpm swtpm-tools tpm2-tools"
+# What each is for: the software TPM and its manufacturing tool; the reference TPM tools (interop
+# peer); veritysetup and mksquashfs (image chain); the OCI registry; QEMU, OVMF, systemd-boot's stub,
+# busybox and cpio (measured-boot test); PostgreSQL (broker store); Chromium (browser test of the
+# isomorphic verifier).
+DEBIAN_PACKAGES="swtpm swtpm-tools tpm2-tools cryptsetup-bin squashfs-tools docker-registry qemu-system-x86 ovmf systemd-boot-efi busybox-static cpio postgresql chromium"
 
 missing=""
 for pkg in $DEBIAN_PACKAGES; do

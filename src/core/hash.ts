@@ -1,3 +1,4 @@
+import { concatBytes } from './bytes.ts';
 import { SigilError } from './errors.ts';
 
 /** Hash names as WebCrypto spells them; isomorphic code hashes only through these. */
@@ -26,15 +27,7 @@ function subtle(): SubtleCrypto {
 }
 
 function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const data = new Uint8Array(length);
-  let o = 0;
-  for (const p of parts) {
-    data.set(p, o);
-    o += p.length;
-  }
-  return data;
+  return concatBytes(...parts) as Uint8Array<ArrayBuffer>;
 }
 
 export async function digest(hash: HashName, ...parts: Uint8Array[]): Promise<Uint8Array> {

@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { registerDemo } from './demo.ts';
 import { EXIT, reportError } from './output.ts';
 import { registerTpm } from './tpm.ts';
+import { registerUki } from './uki.ts';
 
 const program = new Command('sigil')
   .description('Secrets, code and data only for machines that prove what they run')
@@ -15,6 +16,7 @@ const program = new Command('sigil')
   .configureOutput({ writeErr: (text) => process.stderr.write(text) });
 
 registerTpm(program);
+registerUki(program);
 registerDemo(program);
 
 try {

@@ -24,29 +24,53 @@ export interface ParsedQuote {
 
 export function parseQuote(attestBytes: Uint8Array, signatureBytes: Uint8Array): ParsedQuote {
   try {
-    const r = new Reader(attestBytes, { errorCode: 'tpm.quote_malformed', what: 'TPMS_ATTEST' });
-    const attest = TPMS_ATTEST.read(r);
-    r.end();
+    const attest = evidenceStructure('tpm.quote_malformed', () => {
+      const r = new Reader(attestBytes, { errorCode: 'tpm.quote_malformed', what: 'TPMS_ATTEST' });
+      const value = TPMS_ATTEST.read(r);
+      r.end();
+      return value;
+    });
     if (attest.magic !== TPM_GENERATED_VALUE) {
       throw new SigilError('tpm.quote_not_tpm_generated', 'the attestation does not start with TPM_GENERATED_VALUE', { magic: attest.magic });
     }
     if (attest.attested.type !== TPM_ST.ATTEST_QUOTE) {
       throw new SigilError('tpm.quote_wrong_type', 'the attestation is not a quote', { type: attest.attested.type });
     }
-    const sr = new Reader(signatureBytes, { errorCode: 'tpm.signature_malformed', what: 'TPMT_SIGNATURE' });
-    const signature = TPMT_SIGNATURE.read(sr);
-    sr.end();
+    const signature = parseSignature(signatureBytes);
     return { attestBytes, attest: attest as ParsedQuote['attest'], signature };
   } catch (error) {
     throw asSigilError(error, 'tpm.quote_malformed', 'the quote could not be parsed');
   }
 }
 
+function parseSignature(bytes: Uint8Array): TpmSignature {
+  return evidenceStructure('tpm.signature_malformed', () => {
+    const r = new Reader(bytes, { errorCode: 'tpm.signature_malformed', what: 'TPMT_SIGNATURE' });
+    const signature = TPMT_SIGNATURE.read(r);
+    r.end();
+    return signature;
+  });
+}
+
+/** The shared codecs name a bad selector "tpm.response_malformed"; in evidence it is this structure. */
+function evidenceStructure<T>(code: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof SigilError && error.code === 'tpm.response_malformed') throw new SigilError(code, error.message, error.details);
+    throw error;
+  }
+}
+
 export interface QuoteTrust {
   /** The attestation key's public area, already trusted (pinned, certified, or activated). */
   akPublic: TpmPublic;
-  /** The nonce the verifier issued; must equal the quote's extraData. */
-  nonce: Uint8Array;
+  /**
+   * The nonce the verifier issued; must equal the quote's extraData. When absent the nonce is not
+   * checked here and the caller must compare `quote.attest.extraData` itself (the broker does, for
+   * every evidence kind in one place).
+   */
+  nonce?: Uint8Array;
   /** PCR values claimed for the quoted selection (bank alg → index → value). */
   pcrValues: Map<number, Map<number, Uint8Array>>;
 }
@@ -85,7 +109,7 @@ export async function verifyQuote(quote: ParsedQuote, trust: QuoteTrust): Promis
     throw new SigilError('tpm.quote_signature_invalid', 'the quote carries no asymmetric signature');
   }
   await verifyTpmSignature(trust.akPublic, quote.attestBytes, quote.signature, 'tpm.quote_signature_invalid');
-  if (!constantTimeEqual(quote.attest.extraData, trust.nonce)) {
+  if (trust.nonce && !constantTimeEqual(quote.attest.extraData, trust.nonce)) {
     throw new SigilError('tpm.quote_nonce_mismatch', 'the quote was made for a different nonce', {
       expected: toHex(trust.nonce),
       actual: toHex(quote.attest.extraData),

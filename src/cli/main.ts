@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './demo.ts';
+import { registerEventlog } from './eventlog.ts';
 import { EXIT, reportError } from './output.ts';
 import { registerTpm } from './tpm.ts';
 import { registerUki } from './uki.ts';
@@ -16,6 +17,7 @@ const program = new Command('sigil')
   .configureOutput({ writeErr: (text) => process.stderr.write(text) });
 
 registerTpm(program);
+registerEventlog(program);
 registerUki(program);
 registerDemo(program);
 

@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './demo.ts';
 import { registerEventlog } from './eventlog.ts';
+import { registerMeasure } from './measure.ts';
 import { EXIT, reportError } from './output.ts';
 import { registerTpm } from './tpm.ts';
 import { registerUki } from './uki.ts';
@@ -19,6 +20,7 @@ const program = new Command('sigil')
 registerTpm(program);
 registerEventlog(program);
 registerUki(program);
+registerMeasure(program);
 registerDemo(program);
 
 try {

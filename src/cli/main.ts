@@ -10,8 +10,10 @@ import { registerMeasure } from './measure.ts';
 import { EXIT, reportError } from './output.ts';
 import { registerTpm } from './tpm.ts';
 import { registerUki } from './uki.ts';
+import { registerVerify } from './verify.ts';
 
 const program = new Command('sigil')
+  .enablePositionalOptions()
   .description('Secrets, code and data only for machines that prove what they run')
   .version('0.1.0')
   .exitOverride()
@@ -19,6 +21,7 @@ const program = new Command('sigil')
 
 registerTpm(program);
 registerEventlog(program);
+registerVerify(program);
 registerUki(program);
 registerMeasure(program);
 registerDemo(program);

@@ -5,6 +5,10 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './demo.ts';
+import { registerBoot } from './boot.ts';
+import { registerPolicy } from './policy.ts';
+import { registerDevice } from './device.ts';
+import { registerKeyset } from './keyset.ts';
 import { registerEventlog } from './eventlog.ts';
 import { registerMeasure } from './measure.ts';
 import { EXIT, reportError } from './output.ts';
@@ -24,6 +28,10 @@ registerEventlog(program);
 registerVerify(program);
 registerUki(program);
 registerMeasure(program);
+registerKeyset(program);
+registerDevice(program);
+registerPolicy(program);
+registerBoot(program);
 registerDemo(program);
 
 try {

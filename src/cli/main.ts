@@ -2,19 +2,30 @@
 /**
  * `sigil <group> <verb>`: thin commands over the library, one file per group.
  * Exit codes: 0 ok, 1 refused or invalid, 2 usage, 3 environment (DESIGN.md section 5).
+ *
+ * Groups load lazily: `sigil uki predict` imports only the uki group, so a command does not pay
+ * for type-stripping and loading every other group's libraries (the broker, x509, ...).
  */
 import { Command, CommanderError } from 'commander';
-import { registerDemo } from './demo.ts';
-import { registerBoot } from './boot.ts';
-import { registerPolicy } from './policy.ts';
-import { registerDevice } from './device.ts';
-import { registerKeyset } from './keyset.ts';
-import { registerEventlog } from './eventlog.ts';
-import { registerMeasure } from './measure.ts';
 import { EXIT, reportError } from './output.ts';
-import { registerTpm } from './tpm.ts';
-import { registerUki } from './uki.ts';
-import { registerVerify } from './verify.ts';
+
+type Register = (program: Command) => void;
+
+const GROUPS: Record<string, () => Promise<Register>> = {
+  tpm: async () => (await import('./tpm.ts')).registerTpm,
+  eventlog: async () => (await import('./eventlog.ts')).registerEventlog,
+  verify: async () => (await import('./verify.ts')).registerVerify,
+  uki: async () => (await import('./uki.ts')).registerUki,
+  measure: async () => (await import('./measure.ts')).registerMeasure,
+  keyset: async () => (await import('./keyset.ts')).registerKeyset,
+  device: async () => (await import('./device.ts')).registerDevice,
+  policy: async () => (await import('./policy.ts')).registerPolicy,
+  boot: async () => (await import('./boot.ts')).registerBoot,
+  serve: async () => (await import('./serve.ts')).registerServe,
+  attest: async () => (await import('./attest.ts')).registerAttest,
+  audit: async () => (await import('./audit.ts')).registerAudit,
+  demo: async () => (await import('./demo.ts')).registerDemo,
+};
 
 const program = new Command('sigil')
   .enablePositionalOptions()
@@ -23,18 +34,12 @@ const program = new Command('sigil')
   .exitOverride()
   .configureOutput({ writeErr: (text) => process.stderr.write(text) });
 
-registerTpm(program);
-registerEventlog(program);
-registerVerify(program);
-registerUki(program);
-registerMeasure(program);
-registerKeyset(program);
-registerDevice(program);
-registerPolicy(program);
-registerBoot(program);
-registerDemo(program);
+// The first argument that is not an option names the group; without one (or for --help), load all.
+const requested = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
+const loaders = requested && GROUPS[requested] ? [GROUPS[requested]] : Object.values(GROUPS);
 
 try {
+  for (const load of loaders) (await load())(program);
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {

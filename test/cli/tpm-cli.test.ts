@@ -197,11 +197,14 @@ test('usage errors exit 2, an unreachable TPM exits 3', async () => {
   assert.equal(badUri.code, 2, "a malformed TPM URI is a usage error");
 });
 
-test('demo --json runs the whole chain on its own swtpm and reports 7 steps', async () => {
-  const result = await sigil(['demo', '--json'], { tpm: false });
+test('demo --only tpm --json runs the TPM chain on its own swtpm and reports 7 steps', async () => {
+  const result = await sigil(['demo', '--only', 'tpm', '--json'], { tpm: false });
   assert.equal(result.code, 0, result.stderr);
   const out = JSON.parse(result.stdout);
   assert.equal(out.demo, 'ok');
-  assert.equal(out.steps.length, 7);
-  assert.match(out.steps[6].detail, /tpm\.policy_pcr_mismatch/);
+  assert.deepEqual(Object.keys(out.sections), ['tpm']);
+  assert.equal(out.sections.tpm.length, 7);
+  assert.match(out.sections.tpm[6].detail, /tpm\.policy_pcr_mismatch/);
+  const bad = await sigil(['demo', '--only', 'nothing'], { tpm: false });
+  assert.equal(bad.code, 2);
 });

@@ -26,4 +26,13 @@ test('the isomorphic verifiers give the same outcomes in headless Chromium as in
   assert.equal(ok.value.pcr7, '3365d7fa2b024c852913c06e04ffbfa6ea5289f743bbf1a76f7ffdf21ed84793');
   assert.equal(ok.value.firmwareVersion, '2016051100162800');
   assert.deepEqual(inNode['tpm quote, GCE COS 85, wrong nonce'], { ok: false, code: 'tpm.quote_nonce_mismatch' });
+  assert.equal(inNode['snp, Milan VCEK'].value.product, 'Milan');
+  assert.equal(inNode['snp, Milan VCEK, after the VCEK expired'].ok, false);
+  assert.equal(inNode['tdx, dcap-qvl quote with collateral'].value.tcbStatus, 'UpToDate');
+  assert.deepEqual(inNode['tdx, dcap-qvl, PCK CRL past nextUpdate'], { ok: false, code: 'tdx.pck_crl_expired' });
+  assert.equal(inNode['azure-snp, Genoa'].ok, true);
+  assert.equal(inNode['event log, Arch Linux workstation'].ok, true);
+  for (const [name, result] of Object.entries(inNode) as [string, { ok: boolean; code?: string }][]) {
+    assert.ok(result.ok || !result.code?.startsWith('untyped'), `${name}: ${result.code}`);
+  }
 });

@@ -3,27 +3,36 @@
  * process the run started is still alive (issue acceptance: "no swtpm process survives").
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 
-function swtpmPids(): Set<number> {
+// The tests get a temporary folder of their own (TMPDIR): every swtpm they start keeps its state
+// below it, which tells their processes apart from any other swtpm on the machine.
+const runDir = mkdtempSync(join(tmpdir(), 'sigil-test-run-'));
+
+function ourSwtpmPids(): number[] {
   try {
-    return new Set(execFileSync('pgrep', ['-x', 'swtpm'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number));
+    return execFileSync('pgrep', ['-af', 'swtpm'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.includes(runDir))
+      .map((line) => Number(line.split(' ')[0]));
   } catch {
-    return new Set(); // pgrep exits 1 when nothing matches
+    return []; // pgrep exits 1 when nothing matches
   }
 }
-
-const before = swtpmPids();
 const check = spawnSync(process.execPath, ['scripts/check.ts'], { cwd: root, stdio: 'inherit' });
 if (check.status !== 0) process.exit(1);
 
 const args = ['--test', '--test-concurrency=1', ...(process.argv.slice(2).length ? process.argv.slice(2) : ['test/**/*.test.ts'])];
-const tests = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+const tests = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: runDir } });
 
 // Give exiting instances a moment to be reaped before judging.
 await new Promise((resolve) => setTimeout(resolve, 300));
-const leftover = [...swtpmPids()].filter((pid) => !before.has(pid));
+const leftover = ourSwtpmPids();
+rmSync(runDir, { recursive: true, force: true });
 if (leftover.length > 0) {
   console.error(`test: ${leftover.length} swtpm process(es) survived the run: ${leftover.join(', ')}`);
   process.exit(1);

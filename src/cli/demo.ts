@@ -18,7 +18,8 @@ import { printJson } from './output.ts';
  * checking its own result:
  *   tpm     EK certificate → AK by credential activation → seal under PolicyPCR → quote and
  *           verify → extend the PCR → the unseal is refused;
- *   device  provision two machines, sign a boot policy, boot-unseal, lock-out, reboot (issue 5);
+ *   device  provision two machines, sign a boot policy, boot-unseal, lock-out, reboot;
+ *   bundle  seal a bundle to two machines, open on each, revoke one, re-key, the revoked one fails;
  *   broker  enrol, attest, receive a secret, revoke, be refused (issue 4).
  */
 export interface DemoStep {
@@ -32,6 +33,7 @@ type Section = (onStep: (step: DemoStep) => void) => Promise<DemoStep[]>;
 const SECTIONS: Record<string, Section> = {
   tpm: (onStep) => runTpmDemo(onStep),
   device: async (onStep) => (await import('../device/demo-steps.ts')).runDeviceDemo({ onStep }),
+  bundle: async (onStep) => (await import('../bundle/demo-steps.ts')).runBundleDemo({ onStep }),
   broker: async (onStep) => (await import('../broker/demo-steps.ts')).runBrokerDemo({ onStep }),
 };
 export function registerDemo(program: Command): void {

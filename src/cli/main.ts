@@ -24,6 +24,7 @@ const GROUPS: Record<string, () => Promise<Register>> = {
   serve: async () => (await import('./serve.ts')).registerServe,
   attest: async () => (await import('./attest.ts')).registerAttest,
   audit: async () => (await import('./audit.ts')).registerAudit,
+  bundle: async () => (await import('./bundle.ts')).registerBundle,
   demo: async () => (await import('./demo.ts')).registerDemo,
 };
 

@@ -15,6 +15,7 @@ import { createAttestationKey, endorsementKey, readEkCertificate, storageKey, ty
 import { nvCounterIncrement, nvDefine, nvReadAll, nvUndefine, nvWriteAll } from '../tpm/tpm-nv.ts';
 import { seal, selectionFromSpec, unseal, type SealedObject } from '../tpm/tpm-seal.ts';
 import { printJson } from './output.ts';
+import { registerTpmDuplicate } from './tpm-duplicate.ts';
 
 interface TpmOptions {
   tpm?: string;
@@ -179,6 +180,8 @@ export function registerTpm(program: Command): void {
         }
       });
     });
+
+  registerTpmDuplicate(tpm);
 
   const nv = tpm.command('nv').description('NV indexes and counters');
   common(nv.command('define').description('define an index (owner authorization)'))

@@ -24,6 +24,8 @@ const GROUPS: Record<string, () => Promise<Register>> = {
   serve: async () => (await import('./serve.ts')).registerServe,
   attest: async () => (await import('./attest.ts')).registerAttest,
   audit: async () => (await import('./audit.ts')).registerAudit,
+  verity: async () => (await import('./verity.ts')).registerVerity,
+  image: async () => (await import('./image.ts')).registerImage,
   bundle: async () => (await import('./bundle.ts')).registerBundle,
   demo: async () => (await import('./demo.ts')).registerDemo,
 };

@@ -27,6 +27,7 @@ const GROUPS: Record<string, () => Promise<Register>> = {
   verity: async () => (await import('./verity.ts')).registerVerity,
   image: async () => (await import('./image.ts')).registerImage,
   bundle: async () => (await import('./bundle.ts')).registerBundle,
+  update: async () => (await import('./update.ts')).registerUpdate,
   demo: async () => (await import('./demo.ts')).registerDemo,
 };
 

@@ -62,17 +62,42 @@ export async function enrolTpm(client: BrokerClient, tpm: Tpm, options: { tenant
   }
 }
 
-/** TPM evidence for the broker: a quote over `selection` with `binding` as qualifying data. */
-export async function tpmEvidence(tpm: Tpm, ak: AttestationKey, binding: Uint8Array, selection: PcrSelection[]): Promise<Record<string, unknown>> {
+export interface TpmEvidenceLogs {
+  /** The firmware's TCG event log (binary_bios_measurements), replayed by the broker against the quote. */
+  eventLog?: Uint8Array;
+  /** The IMA measurement list (binary_runtime_measurements), and its template hash when not SHA-1. */
+  imaLog?: Uint8Array;
+  imaTemplateHash?: 'sha1' | 'sha256';
+}
+
+/**
+ * TPM evidence for the broker: a quote over `selection` with `binding` as qualifying data, and the
+ * logs that explain the quoted PCRs (the broker's policy can then appraise Secure Boot, the EFI
+ * applications and the kernel command line, not only PCR values). Give `logs` as a function to
+ * read them after quoting: IMA keeps appending, and a list read after the quote holds every entry
+ * the quoted PCR 10 covers (later ones show as unverified), while one read before may miss some.
+ */
+export async function tpmEvidence(tpm: Tpm, ak: AttestationKey, binding: Uint8Array, selection: PcrSelection[], logs: TpmEvidenceLogs | (() => TpmEvidenceLogs) = {}): Promise<Record<string, unknown>> {
   const result = await quote(tpm, ak, binding, selection);
+  const { eventLog, imaLog, imaTemplateHash } = typeof logs === 'function' ? logs() : logs;
   const pcrs: Record<string, Record<string, string>> = {};
   for (const [bank, values] of result.pcrValues) {
     const label = hashAlg(bank).label;
     pcrs[label] = {};
     for (const [index, value] of values) pcrs[label][String(index)] = toHex(value);
   }
-  return { quote: b64url(result.attestBytes), signature: b64url(result.signatureBytes), pcrs };
+  return {
+    quote: b64url(result.attestBytes),
+    signature: b64url(result.signatureBytes),
+    pcrs,
+    ...(eventLog ? { eventLog: Buffer.from(eventLog).toString('base64') } : {}),
+    ...(imaLog ? { imaLog: Buffer.from(imaLog).toString('base64'), ...(imaTemplateHash ? { imaTemplateHash } : {}) } : {}),
+  };
 }
+
+/** The running kernel's logs, where this machine exposes them (securityfs); absent ones are left out. */
+export const LINUX_EVENT_LOG = '/sys/kernel/security/tpm0/binary_bios_measurements';
+export const LINUX_IMA_LOG = '/sys/kernel/security/ima/binary_runtime_measurements';
 
 /** What `sigil attest --enrol` keeps so later runs quote with the same (enrolled) AK. */
 export interface SavedAk {

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { SigilError } from '../core/errors.ts';
 import type { BrokerContext } from './context.ts';
-import type { BrokerEnv } from './http.ts';
+import { header, respond, type BrokerEnv } from './http.ts';
 import { toProblem } from './problem.ts';
 import { adminAuditRoutes } from './routes/admin-audit.ts';
 import { adminDeviceRoutes } from './routes/admin-devices.ts';
@@ -20,25 +19,19 @@ export function createApp(ctx: BrokerContext): Hono<BrokerEnv> {
 
   app.use('*', async (c, next) => {
     const started = performance.now();
-    const requestId = c.req.header('x-request-id')?.slice(0, 64) ?? randomUUID();
+    const requestId = header(c, 'x-request-id')?.slice(0, 64) ?? randomUUID();
     c.set('requestId', requestId);
     await next();
-    c.header('x-request-id', requestId);
+    // Responses built with respond()/json() carry the id already; touching c.res.headers would
+    // turn @hono/node-server's lightweight response into a Fetch one (http.ts).
+    if (!c.get('requestIdSent')) c.header('x-request-id', requestId);
     const route = c.req.routePath ?? c.req.path;
     const seconds = (performance.now() - started) / 1000;
-    ctx.metrics.count('sigil_http_requests_total', 'HTTP requests, by method, route and status', { method: c.req.method, route, status: String(c.res.status) });
+    const status = c.res.status;
+    ctx.metrics.count('sigil_http_requests_total', 'HTTP requests, by method, route and status', { method: c.req.method, route, status: String(status) });
     ctx.metrics.observe('sigil_http_request_duration_seconds', 'HTTP request latency', { route }, seconds);
-    ctx.logger.debug('request', { requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000 * 10) / 10 });
+    if (ctx.logger.level === 'debug') ctx.logger.debug('request', { requestId, method: c.req.method, path: c.req.path, status, ms: Math.round(seconds * 1000 * 10) / 10 });
   });
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: 1024 * 1024,
-      onError: () => {
-        throw new SigilError('broker.request_too_large', 'the request body is larger than 1 MiB', { status: 413 });
-      },
-    }),
-  );
 
   opsRoutes(app, ctx);
   protocolRoutes(app, ctx);
@@ -47,12 +40,12 @@ export function createApp(ctx: BrokerContext): Hono<BrokerEnv> {
   adminDeviceRoutes(app, ctx);
   adminAuditRoutes(app, ctx);
 
-  app.notFound((c) => c.body(JSON.stringify(toProblem(new SigilError('broker.route_not_found', `no route ${c.req.method} ${c.req.path}`, { status: 404 }), c.req.path)), 404, { 'content-type': PROBLEM }));
+  app.notFound((c) => respond(c, JSON.stringify(toProblem(new SigilError('broker.route_not_found', `no route ${c.req.method} ${c.req.path}`, { status: 404 }), c.req.path)), 404, { 'content-type': PROBLEM }));
   app.onError((error, c) => {
     const problem = toProblem(error, c.req.path);
     if (problem.status >= 500) ctx.logger.error('request failed', { requestId: c.get('requestId'), path: c.req.path, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
     else ctx.logger.debug('request refused', { requestId: c.get('requestId'), path: c.req.path, code: problem.code });
-    return c.body(JSON.stringify(problem), problem.status as 400, { 'content-type': PROBLEM });
+    return respond(c, JSON.stringify(problem), problem.status, { 'content-type': PROBLEM });
   });
   return app;
 }

@@ -1,19 +1,23 @@
 import type { Kysely, Transaction } from 'kysely';
-import { appendAudit, type AuditContext, type AuditInput } from './audit.ts';
+import { appendAuditEntries, type AuditContext, type AuditInput } from './audit.ts';
 import type { Database } from './store/schema.ts';
 
 /**
- * Group commit for decisions (attestations, releases): callers queue an audit entry, optionally
- * with the rows that go with it, and wait; one transaction at a time appends everything queued
- * so far, taking the chain's head lock once per batch instead of once per decision. Each caller
- * resumes only after its batch committed, so no decision is answered before it is recorded. A
- * failing batch is retried one entry at a time, so one bad entry fails only its own caller.
+ * Group commit for the hot path's writes: decisions (attestations, releases) with their audit
+ * entries, and the nonce rows of challenges and attestations. Callers queue their work and wait;
+ * one transaction at a time runs everything queued so far in order, then appends the audit
+ * entries under one lock of the chain's head. Each caller resumes only after its batch committed,
+ * so no nonce is handed out before it is stored, no nonce is used twice (the delete that returns
+ * the row owns it, on any replica), and no decision is answered before it is recorded. A commit
+ * per batch instead of one per write is what lets SQLite and PostgreSQL keep up under load. A
+ * failing batch is retried one item at a time, so one bad item fails only its own caller.
  */
 interface Pending {
-  entry: AuditInput;
-  work?: (trx: Transaction<Database>) => Promise<void>;
-  resolve: () => void;
+  entry?: AuditInput;
+  work?: (trx: Transaction<Database>) => Promise<unknown>;
+  resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
+  result?: unknown;
 }
 
 const MAX_BATCH = 200;
@@ -29,9 +33,19 @@ export class AuditBatcher {
     this.#context = context;
   }
 
+  /** Record a decision: its audit entry, and the rows that go with it, in one commit. */
   record(entry: AuditInput, work?: (trx: Transaction<Database>) => Promise<void>): Promise<void> {
+    return this.#enqueue({ entry, work }) as Promise<void>;
+  }
+
+  /** A write with no audit entry of its own (nonces), committed with the next batch. */
+  write<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    return this.#enqueue({ work }) as Promise<T>;
+  }
+
+  #enqueue(item: Omit<Pending, 'resolve' | 'reject'>): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ entry, work, resolve, reject });
+      this.#queue.push({ ...item, resolve, reject });
       this.#flushing ??= this.#drain();
     });
   }
@@ -42,15 +56,19 @@ export class AuditBatcher {
   }
 
   async #drain(): Promise<void> {
+    // Let the requests that arrived in this turn of the event loop queue their writes first:
+    // node:sqlite runs a whole transaction synchronously, so without this pause every batch
+    // would hold one item (PostgreSQL batches by itself while a commit is in flight).
+    await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, MAX_BATCH);
         try {
           await this.#commit(batch);
-          for (const p of batch) p.resolve();
+          for (const p of batch) p.resolve(p.result);
         } catch {
           for (const p of batch) {
-            await this.#commit([p]).then(p.resolve, p.reject);
+            await this.#commit([p]).then(() => p.resolve(p.result), p.reject);
           }
         }
       }
@@ -61,10 +79,9 @@ export class AuditBatcher {
 
   async #commit(batch: Pending[]): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
-      for (const p of batch) {
-        await p.work?.(trx);
-        await appendAudit(trx, this.#context, p.entry);
-      }
+      for (const p of batch) p.result = await p.work?.(trx);
+      const entries = batch.filter((p) => p.entry !== undefined).map((p) => p.entry!);
+      if (entries.length > 0) await appendAuditEntries(trx, this.#context, entries);
     });
   }
 }

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { SigilError } from '../core/errors.ts';
+import { tokenByHash } from './store/queries.ts';
 import type { Database } from './store/schema.ts';
 
 /**
@@ -40,7 +41,7 @@ export function bearer(header: string | undefined): string | undefined {
 export async function authenticate(db: Kysely<Database>, header: string | undefined): Promise<Principal> {
   const token = bearer(header);
   if (!token) throw new SigilError('broker.unauthorized', 'this endpoint needs an admin bearer token', { status: 401 });
-  const row = await db.selectFrom('admin_tokens').selectAll().where('token_hash', '=', hashToken(token)).executeTakeFirst();
+  const [row] = await tokenByHash(db, { hash: hashToken(token) });
   if (!row || row.revoked_at !== null) throw new SigilError('broker.unauthorized', 'the bearer token is not valid', { status: 401 });
   return { tokenId: row.id, role: row.role as Role, tenant: row.tenant, name: row.name };
 }

@@ -9,6 +9,9 @@ import type { SigningKeys } from './signing-keys.ts';
 import type { BrokerDatabase } from './store/database.ts';
 import type { Database } from './store/schema.ts';
 import type { EarAlgorithm } from '../policy/ear.ts';
+import { SigilError } from '../core/errors.ts';
+import type { EvidenceKindEntry } from '../evidence/registry.ts';
+import type { IssuedEars } from './ear-jws.ts';
 
 /** Everything a request handler needs, made once per broker process. */
 export interface BrokerConfig {
@@ -33,8 +36,19 @@ export interface BrokerContext {
   logger: Logger;
   metrics: Metrics;
   config: BrokerConfig;
+  /** EARs this process signed (ear-jws.ts): their release skips a signature verification. */
+  issuedEars: IssuedEars;
+  /** This broker's evidence kinds (src/evidence/kinds.ts), bound to its collateral provider. */
+  kinds: ReadonlyMap<string, EvidenceKindEntry>;
   now(): number;
   replicaId: string;
+}
+
+/** The evidence kind by name, or broker.invalid_request naming the kinds this broker supports. */
+export function kindOf(ctx: Pick<BrokerContext, 'kinds'>, kind: string): EvidenceKindEntry {
+  const entry = ctx.kinds.get(kind);
+  if (!entry) throw new SigilError('evidence.kind_unknown', `evidence kind "${kind}" is not supported here`, { kind, supported: [...ctx.kinds.keys()] });
+  return entry;
 }
 
 /** Run `work` and its audit entry in one transaction: the change and its record commit together. */

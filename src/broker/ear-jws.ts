@@ -1,4 +1,4 @@
-import { sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, sign, verify, type KeyObject } from 'node:crypto';
 import { SigilError } from '../core/errors.ts';
 import { EAR_ALGORITHMS, EAR_PROFILE, type EarAlgorithm, type EarClaims } from '../policy/ear.ts';
 
@@ -19,6 +19,44 @@ export function signEarFast(claims: EarClaims, key: KeyObject, options: { kid: s
   return `${signingInput}.${b64url(sign(HASH[options.alg], Buffer.from(signingInput), { key, dsaEncoding: 'ieee-p1363' }))}`;
 }
 
+/**
+ * The EARs this process signed, by the SHA-256 of their compact form, until they expire. A
+ * release that presents one of them skips only the ECDSA verification — the token is
+ * byte-for-byte one this process signed, so its signature is valid by construction — and every
+ * other check still runs (expiry, profile, tenant, binding, revocation). A token from another
+ * replica, or anything else, is verified in full. Attesters normally fetch their secrets from
+ * the replica that attested them, so this halves the public-key work of a release.
+ */
+export class IssuedEars {
+  readonly #expiry = new Map<string, number>();
+  readonly #limit: number;
+
+  constructor(limit = 100_000) {
+    this.#limit = limit;
+  }
+
+  static digest(token: string): string {
+    return createHash('sha256').update(token).digest('base64');
+  }
+
+  remember(token: string, exp: number): void {
+    if (this.#expiry.size >= this.#limit) this.#expiry.delete(this.#expiry.keys().next().value!);
+    this.#expiry.set(IssuedEars.digest(token), exp);
+  }
+
+  /** Whether this process signed exactly this token (and it has not been forgotten yet). */
+  signedHere(token: string, nowSeconds: number): boolean {
+    const digest = IssuedEars.digest(token);
+    const exp = this.#expiry.get(digest);
+    if (exp === undefined) return false;
+    if (exp <= nowSeconds) {
+      this.#expiry.delete(digest);
+      return false;
+    }
+    return true;
+  }
+}
+
 function decodePart(part: string, what: string): Record<string, unknown> {
   try {
     const value = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
@@ -30,7 +68,7 @@ function decodePart(part: string, what: string): Record<string, unknown> {
 }
 
 /** Signature (kid → key, alg allow-list matching the key's curve), expiry at `now`, profile. */
-export async function verifyEarFast(token: string, resolveKey: (kid: string) => Promise<KeyObject | undefined>, now: Date): Promise<EarClaims> {
+export async function verifyEarFast(token: string, resolveKey: (kid: string) => Promise<KeyObject | undefined>, now: Date, issued?: IssuedEars): Promise<EarClaims> {
   const parts = token.split('.');
   if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]*$/.test(p))) throw new SigilError('ear.malformed', 'the token is not a compact JWS');
   const header = decodePart(parts[0], 'header');
@@ -39,12 +77,14 @@ export async function verifyEarFast(token: string, resolveKey: (kid: string) => 
   if (header.crit !== undefined) throw new SigilError('ear.malformed', 'the token has critical header parameters this broker does not know');
   const key = typeof header.kid === 'string' ? await resolveKey(header.kid) : undefined;
   if (!key || key.asymmetricKeyDetails?.namedCurve !== CURVE[alg]) throw new SigilError('ear.signature_invalid', 'the token was not signed by a key of this broker', { kid: header.kid });
-  const signature = Buffer.from(parts[2], 'base64url');
-  if (!verify(HASH[alg], Buffer.from(`${parts[0]}.${parts[1]}`), { key, dsaEncoding: 'ieee-p1363' }, signature)) {
-    throw new SigilError('ear.signature_invalid', 'the token signature does not verify');
+  const seconds = Math.floor(now.getTime() / 1000);
+  if (!issued?.signedHere(token, seconds)) {
+    const signature = Buffer.from(parts[2], 'base64url');
+    if (!verify(HASH[alg], Buffer.from(`${parts[0]}.${parts[1]}`), { key, dsaEncoding: 'ieee-p1363' }, signature)) {
+      throw new SigilError('ear.signature_invalid', 'the token signature does not verify');
+    }
   }
   const claims = decodePart(parts[1], 'payload');
-  const seconds = Math.floor(now.getTime() / 1000);
   if (typeof claims.exp !== 'number' || typeof claims.iat !== 'number') throw new SigilError('ear.claims_invalid', 'the token lacks numeric iat and exp');
   if (claims.exp <= seconds) throw new SigilError('ear.expired', 'the token has expired', { exp: claims.exp });
   if (typeof claims.nbf === 'number' && claims.nbf > seconds) throw new SigilError('ear.claims_invalid', 'the token is not valid yet');

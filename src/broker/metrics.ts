@@ -4,7 +4,21 @@
  */
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
+/** Label sets seen so far, by their values: every request names one, and escaping each time is waste. */
+const labelTexts = new Map<string, string>();
+
 function labelText(labels: Record<string, string>): string {
+  let key = '';
+  for (const name in labels) key += `${name}\u0000${labels[name]}\u0001`;
+  let text = labelTexts.get(key);
+  if (text === undefined) {
+    text = renderLabels(labels);
+    if (labelTexts.size < 10_000) labelTexts.set(key, text);
+  }
+  return text;
+}
+
+function renderLabels(labels: Record<string, string>): string {
   const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
   return parts.length ? `{${parts.join(',')}}` : '';
 }
@@ -33,9 +47,7 @@ export class Metrics {
     const key = labelText(labels);
     let h = histogram.values.get(key);
     if (!h) histogram.values.set(key, (h = { counts: BUCKETS.map(() => 0), sum: 0, count: 0 }));
-    BUCKETS.forEach((bound, i) => {
-      if (seconds <= bound) h!.counts[i]++;
-    });
+    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]) h.counts[i]++;
     h.sum += seconds;
     h.count++;
   }

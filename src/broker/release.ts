@@ -1,8 +1,8 @@
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { SigilError } from '../core/errors.ts';
 import type { TraceEntry } from '../evidence/verifier.ts';
 import { jwkThumbprint } from '../policy/binding.ts';
-import { ReleasePolicySchema } from '../policy/document.ts';
+import { ReleasePolicySchema, type ReleasePolicy } from '../policy/document.ts';
 import type { EarClaims } from '../policy/ear.ts';
 import { verifyEarFast } from './ear-jws.ts';
 import { evaluateRelease } from '../policy/release.ts';
@@ -12,6 +12,7 @@ import { encryptToRuntimeKey } from './jwe.ts';
 import { decryptEnvelope } from './master-key.ts';
 import { failedRule, refusal } from './problem.ts';
 import { revocationFor } from './revocation.ts';
+import { resourceByPath } from './store/queries.ts';
 
 /**
  * Secret release: GET /v1/resources/{tenant}/{path} with an EAR as bearer token. Checks, each
@@ -28,7 +29,7 @@ export async function releaseResource(ctx: BrokerContext, tenant: string, path: 
   if (!token) throw refuse(401, 'broker.token_missing', failedRule('token.present', 'Authorization', 'Bearer <EAR>', 'none'), 'no attestation result (EAR) was presented');
   let claims: EarClaims;
   try {
-    claims = await verifyEarFast(token, (kid) => ctx.keys.resolve(kid), new Date(ctx.now()));
+    claims = await verifyEarFast(token, (kid) => ctx.keys.resolve(kid), new Date(ctx.now()), ctx.issuedEars);
   } catch (error) {
     if (!(error instanceof SigilError)) throw error;
     const expired = error.code === 'ear.expired';
@@ -56,9 +57,9 @@ export async function releaseResource(ctx: BrokerContext, tenant: string, path: 
     throw refuse(403, 'broker.revoked', failedRule(rule, revoked.subjectType === 'tenant' ? 'sigil.tenant' : revoked.subjectType === 'device' ? 'sigil.device' : 'sigil.ak', 'not revoked', `revoked at ${new Date(revoked.revokedAt).toISOString()}: ${revoked.reason}`), `the ${revoked.subjectType} ${revoked.subject} was revoked`);
   }
   trace.push({ rule: 'revocation', claim: 'sigil.tenant, sigil.device, sigil.ak', expected: 'none revoked', actual: 'none revoked', result: 'pass' });
-  const row = await ctx.db.selectFrom('resources').selectAll().where('tenant', '=', tenant).where('path', '=', path).executeTakeFirst();
+  const [row] = await resourceByPath(ctx.db, { tenant, path });
   if (!row) throw new SigilError('broker.resource_not_found', `resource ${tenant}/${path} does not exist`, { status: 404 });
-  const releaseTrace = evaluateRelease(claims, ReleasePolicySchema.parse(JSON.parse(row.release_policy)));
+  const releaseTrace = evaluateRelease(claims, releasePolicyOf(row.release_policy));
   trace.push(...releaseTrace);
   const failed = releaseTrace.find((t) => t.result === 'fail');
   if (failed) {
@@ -67,12 +68,43 @@ export async function releaseResource(ctx: BrokerContext, tenant: string, path: 
     throw refusal(403, 'broker.release_refused', `release refused: rule ${failed.rule} failed`, trace);
   }
   const secret = decryptEnvelope(ctx.master, row.envelope, `resource|${tenant}|${path}`);
-  const key = createPublicKey({ key: runtimeJwk as never, format: 'jwk' });
+  const key = runtimeKeyObject(jkt!, runtimeJwk);
   const jwe = await encryptToRuntimeKey(secret, key, { kid: jkt!, cty: 'application/octet-stream' });
   secret.fill(0);
   await auditRelease(ctx, tenant, path, claims, 'released');
   ctx.metrics.count('sigil_releases_total', 'Secret releases, by result', { result: 'released' });
   return { jwe, version: row.version, expiresAt: new Date(claims.exp * 1000).toISOString() };
+}
+
+/** Release policies by their stored text: validated once, not on every release. */
+const releasePolicies = new Map<string, ReleasePolicy>();
+
+function releasePolicyOf(text: string): ReleasePolicy {
+  let policy = releasePolicies.get(text);
+  if (!policy) {
+    policy = ReleasePolicySchema.parse(JSON.parse(text));
+    if (releasePolicies.size >= 10_000) releasePolicies.clear();
+    releasePolicies.set(text, policy);
+  }
+  return policy;
+}
+
+/**
+ * Runtime keys as KeyObjects by thumbprint: one attestation's EAR is presented for every secret
+ * its workload fetches, and importing the JWK is a fifth of a release's own work. The thumbprint
+ * was just checked against the key in the signed token, so a hit is that same key.
+ */
+const runtimeKeys = new Map<string, KeyObject>();
+const RUNTIME_KEY_CACHE = 10_000;
+
+function runtimeKeyObject(jkt: string, jwk: NonNullable<EarClaims['sigil.runtime-jwk']>): KeyObject {
+  let key = runtimeKeys.get(jkt);
+  if (!key) {
+    key = createPublicKey({ key: jwk as never, format: 'jwk' });
+    if (runtimeKeys.size >= RUNTIME_KEY_CACHE) runtimeKeys.delete(runtimeKeys.keys().next().value!);
+    runtimeKeys.set(jkt, key);
+  }
+  return key;
 }
 
 async function auditRelease(ctx: BrokerContext, tenant: string, path: string, claims: EarClaims, result: 'released' | 'refused', rule?: string): Promise<void> {

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import { SigilError } from '../core/errors.ts';
 import { transact, type BrokerContext } from './context.ts';
 import type { BrokerEvent } from './events.ts';
+import { akRevocation, revocationSince } from './store/queries.ts';
 import type { Database } from './store/schema.ts';
 
 /**
@@ -50,26 +51,11 @@ export async function revoke(
  * key: one made at or after the token's issue time (second resolution, rounded to refuse).
  */
 export async function revocationFor(db: Kysely<Database>, tenant: string, subjects: { device?: string; ak?: string }, issuedAtMs: number): Promise<RevocationRow | undefined> {
-  const row = await db
-    .selectFrom('revocations')
-    .select(['subject_type', 'subject', 'reason', 'revoked_at'])
-    .where('tenant', '=', tenant)
-    .where('revoked_at', '>=', issuedAtMs)
-    .where((eb) =>
-      eb.or([
-        eb('subject_type', '=', 'tenant'),
-        ...(subjects.device ? [eb.and([eb('subject_type', '=', 'device'), eb('subject', '=', subjects.device)])] : []),
-        ...(subjects.ak ? [eb.and([eb('subject_type', '=', 'ak'), eb('subject', '=', subjects.ak)])] : []),
-      ]),
-    )
-    .orderBy('revoked_at')
-    .limit(1)
-    .executeTakeFirst();
+  const [row] = await revocationSince(db, { tenant, issuedAt: issuedAtMs, ...(subjects.device ? { device: subjects.device } : {}), ...(subjects.ak ? { ak: subjects.ak } : {}) });
   return row ? { subjectType: row.subject_type as SubjectType, subject: row.subject, reason: row.reason, revokedAt: Number(row.revoked_at) } : undefined;
 }
 
 /** Whether an attesting key was ever revoked in this tenant (AK revocation outlives re-enrolment). */
 export async function akRevoked(db: Kysely<Database>, tenant: string, akName: string): Promise<boolean> {
-  const row = await db.selectFrom('revocations').select('id').where('tenant', '=', tenant).where('subject_type', '=', 'ak').where('subject', '=', akName).executeTakeFirst();
-  return row !== undefined;
+  return (await akRevocation(db, { tenant, ak: akName })).length > 0;
 }

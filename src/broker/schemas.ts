@@ -39,7 +39,7 @@ export const VerifyRequest = z
     nonce: B64.optional().describe('the relying party\'s own nonce'),
     runtimeKey: Jwk.optional(),
     expectedBinding: z.string().regex(/^[0-9a-fA-F]*$/).optional().describe('hex bytes the evidence must carry, instead of nonce + runtimeKey'),
-    at: z.iso.datetime().optional().describe('validation time (recorded evidence)'),
+    at: z.iso.datetime().optional().describe('validation time for recorded evidence: admin tokens only; the EAR then carries sigil.verification-time'),
   })
   .strict();
 export const VerifyResponse = AttestResponse.omit({ attestationId: true });
@@ -63,7 +63,15 @@ export const DeviceResponse = z.object({
 
 export const TokenCreateRequest = z.object({ role: z.enum(ROLES), tenant: Tenant.optional(), name: z.string().min(1).max(200) }).strict();
 export const TokenCreateResponse = z.object({ id: z.string(), token: z.string().describe('shown once') });
-export const TenantSettings = z.object({ earTtlSeconds: z.number().int().min(10).max(86400).optional() }).strict();
+export const TenantSettings = z
+  .object({
+    earTtlSeconds: z.number().int().min(10).max(86400).optional(),
+    verificationTime: z.iso
+      .datetime()
+      .optional()
+      .describe('FOR RECORDED EVIDENCE AND TESTS ONLY: /v1/verify and dry runs in this tenant check certificates, CRLs and TCB data at this instant instead of now (never /v1/attest). Admin only; logged at every use; EARs carry sigil.verification-time.'),
+  })
+  .strict();
 export const TenantPutRequest = z.object({ settings: TenantSettings.default({}) }).strict();
 export const CaBundlePutRequest = z.object({ purpose: z.string().regex(/^[a-z0-9-]+$/), pem: z.string().min(1).max(1_000_000) }).strict();
 export const WebhookPutRequest = z.object({ url: z.url({ protocol: /^https?$/ }), secret: z.string().min(16).max(512) }).strict();

@@ -1,13 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { SigilError } from '../core/errors.ts';
-import { registerDefaultEvidenceKinds } from '../evidence/kinds.ts';
+import { directoryCacheStore, openCollateralBundle } from '../evidence/collateral/node-files.ts';
+import { OnlineCollateral } from '../evidence/collateral/online.ts';
+import { firstOf, type CollateralProvider } from '../evidence/collateral/provider.ts';
+import { defaultEvidenceKinds } from '../evidence/kinds.ts';
+import type { SnpProduct } from '../evidence/snp/product.ts';
 import { createApp } from './app.ts';
 import { AuditBatcher } from './audit-batch.ts';
+import { IssuedEars } from './ear-jws.ts';
 import { bootstrapToken } from './auth.ts';
 import type { BrokerConfig, BrokerContext } from './context.ts';
 import { EventBus } from './events.ts';
@@ -43,6 +49,14 @@ export interface BrokerOptions {
   clock?: () => number;
   /** Called once with the bootstrap token on a fresh database (default: printed to stderr). */
   onBootstrapToken?: (token: string) => void;
+  /** An offline collateral bundle (directory or single-file JSON, src/evidence/collateral/README.md). */
+  collateralDir?: string;
+  /** Fetch missing collateral from AMD KDS and Intel PCS (cached under DATA/collateral-cache). Off by default. */
+  collateralOnline?: boolean;
+  /** A collateral provider built by the caller (tests); used before the bundle and the network. */
+  collateral?: CollateralProvider;
+  /** The SEV-SNP product assumed for version-2 reports that name none. */
+  snpProduct?: SnpProduct;
 }
 
 export interface RunningBroker {
@@ -71,7 +85,7 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-async function checkMasterKey(database: BrokerDatabase, master: MasterKey): Promise<void> {
+export async function checkMasterKey(database: BrokerDatabase, master: MasterKey): Promise<void> {
   await database.db.insertInto('meta').values({ key: 'master_key_id', value: master.id }).onConflict((oc) => oc.column('key').doNothing()).execute();
   const row = await database.db.selectFrom('meta').select('value').where('key', '=', 'master_key_id').executeTakeFirstOrThrow();
   if (row.value !== master.id) {
@@ -82,18 +96,46 @@ async function checkMasterKey(database: BrokerDatabase, master: MasterKey): Prom
   }
 }
 
+/** The first start's admin token: to the file, the callback, or stderr (shown once). */
+export function deliverBootstrapToken(options: Pick<BrokerOptions, 'bootstrapTokenFile' | 'onBootstrapToken'>, token: string): void {
+  if (options.bootstrapTokenFile) writeFileSync(options.bootstrapTokenFile, `${token}\n`, { mode: 0o600 });
+  else if (options.onBootstrapToken) options.onBootstrapToken(token);
+  else process.stderr.write(`\nSigil bootstrap admin token (shown once, keep it safe):\n  ${token}\n\n`);
+}
+
+/** The server certificate: the operator's, or the local CA's (made on first start); none with --insecure-http. */
+export async function serverTls(options: BrokerOptions, host: string) {
+  if (options.insecureHttp) return undefined;
+  return options.tlsCertFile && options.tlsKeyFile ? providedTls(options.tlsCertFile, options.tlsKeyFile) : ensureTls(options.dataDir, host);
+}
+
+/** The configured collateral: the caller's provider, then the offline bundle, then (if enabled) the vendors' services. */
+async function collateralProvider(options: BrokerOptions): Promise<{ provider?: CollateralProvider; description: Record<string, unknown> }> {
+  const providers: CollateralProvider[] = [];
+  const description: Record<string, unknown> = { bundle: options.collateralDir ?? null, online: options.collateralOnline === true };
+  if (options.collateral) providers.push(options.collateral);
+  if (options.collateralDir) {
+    providers.push(await openCollateralBundle(options.collateralDir));
+  }
+  if (options.collateralOnline) {
+    providers.push(new OnlineCollateral({ store: directoryCacheStore(path.join(options.dataDir, 'collateral-cache')) }));
+  }
+  return { provider: providers.length === 0 ? undefined : providers.length === 1 ? providers[0] : firstOf(...providers), description };
+}
+
 export async function startBroker(options: BrokerOptions): Promise<RunningBroker> {
-  registerDefaultEvidenceKinds();
   const { host, port } = parseListen(options.listen ?? '127.0.0.1:8443');
   if (options.insecureHttp && !isLoopback(host)) {
     throw new SigilError('cli.usage_insecure_http', `--insecure-http serves plain HTTP on loopback only, not on ${host}: use TLS`);
   }
   const logger = options.logger ?? createLogger(options.logLevel ?? 'info');
+  const collateral = await collateralProvider(options);
   const now = options.clock ?? Date.now;
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const master = await loadMasterKey({ dataDir: options.dataDir, file: options.masterKeyFile, tpm: options.masterKeyTpm, tpmPcrs: options.masterKeyTpmPcrs });
   const database = await openDatabase({ url: options.db, dataDir: options.dataDir, poolSize: options.dbPoolSize });
   const config: BrokerConfig = { ...DEFAULT_CONFIG, ...options.config };
+  const kinds = defaultEvidenceKinds({ ...(collateral.provider ? { collateral: collateral.provider } : {}), ...(options.snpProduct ? { snpProduct: options.snpProduct } : {}) });
   let events: EventBus | undefined;
   try {
     await checkMasterKey(database, master);
@@ -102,15 +144,11 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     events = new EventBus({ db: database.db, master, logger, now, pollMs: config.eventPollMs });
     const metrics = new Metrics();
     const audit = new AuditBatcher(database.db, { dialect: database.dialect, macKey: master.derive('audit-mac'), now });
-    const ctx: BrokerContext = { database, db: database.db, master, keys, events, audit, logger, metrics, config, now, replicaId: randomUUID().slice(0, 8) };
+    const ctx: BrokerContext = { database, db: database.db, master, keys, events, audit, logger, metrics, config, kinds, issuedEars: new IssuedEars(), now, replicaId: randomUUID().slice(0, 8) };
     metrics.gauge('sigil_event_subscribers', 'Open SSE streams', () => ctx.events.subscribers);
     const token = await bootstrapToken(database.db, now());
-    if (token) {
-      if (options.bootstrapTokenFile) writeFileSync(options.bootstrapTokenFile, `${token}\n`, { mode: 0o600 });
-      else if (options.onBootstrapToken) options.onBootstrapToken(token);
-      else process.stderr.write(`\nSigil bootstrap admin token (shown once, keep it safe):\n  ${token}\n\n`);
-    }
-    const tls = options.insecureHttp ? undefined : options.tlsCertFile && options.tlsKeyFile ? providedTls(options.tlsCertFile, options.tlsKeyFile) : await ensureTls(options.dataDir, host);
+    if (token) deliverBootstrapToken(options, token);
+    const tls = await serverTls(options, host);
     const app = createApp(ctx);
     const server = tls
       ? serve({ fetch: app.fetch, hostname: host, port, createServer: createHttpsServer, serverOptions: { key: tls.keyPem, cert: tls.certPem } })
@@ -125,7 +163,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     const actualPort = (server.address() as AddressInfo).port;
     const urlHost = host.includes(':') ? `[${host}]` : host;
     const url = `${tls ? 'https' : 'http'}://${urlHost}:${actualPort}`;
-    logger.info('broker listening', { url, database: database.dialect, location: database.location, replica: ctx.replicaId, masterKey: { id: master.id, source: master.source }, tls: tls ? { caFingerprint: tls.caFingerprint, caFile: tls.caFile } : 'off (--insecure-http)' });
+    logger.info('broker listening', { url, database: database.dialect, location: database.location, replica: ctx.replicaId, kinds: [...kinds.keys()], collateral: collateral.description, masterKey: { id: master.id, source: master.source }, tls: tls ? { caFingerprint: tls.caFingerprint, caFile: tls.caFile } : 'off (--insecure-http)' });
     if (!tls) logger.warn('PLAIN HTTP: --insecure-http is on; anything on this machine can read tokens and secrets in transit', { url });
     let closing: Promise<void> | undefined;
     return {

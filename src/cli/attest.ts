@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { BrokerClient } from '../attester/client.ts';
 import { generateRuntimeKey } from '../attester/runtime-key.ts';
-import { enrolTpm, loadAk, saveAk, tpmEvidence, type SavedAk } from '../attester/tpm-attester.ts';
+import { enrolTpm, LINUX_EVENT_LOG, LINUX_IMA_LOG, loadAk, saveAk, tpmEvidence, type SavedAk } from '../attester/tpm-attester.ts';
 import { SigilError } from '../core/errors.ts';
 import { Tpm } from '../tpm/tpm.ts';
 import { selectionFromSpec } from '../tpm/tpm-seal.ts';
@@ -23,6 +23,23 @@ interface AttestOptions {
   resource?: string;
   out?: string;
   json?: boolean;
+  eventLog?: string;
+  imaLog?: string;
+  imaTemplateHash?: string;
+}
+
+/** A log file to send: a path, or "auto" for the kernel's own when it can be read (else none). */
+function readLog(option: string | undefined, auto: string): Uint8Array | undefined {
+  if (option === undefined) return undefined;
+  if (option === 'auto') {
+    try {
+      return new Uint8Array(readFileSync(auto));
+    } catch {
+      return undefined;
+    }
+  }
+  if (!existsSync(option)) throw new SigilError('cli.usage_log_missing', `no log at ${option}`);
+  return new Uint8Array(readFileSync(option));
 }
 
 /**
@@ -44,6 +61,9 @@ export function registerAttest(program: Command): void {
     .option('--enrol', 'enrol this TPM first (EK certificate + credential activation)')
     .option('--device <id>', 'device id to enrol as')
     .option('--pcrs <spec>', 'PCRs to quote', 'sha256:0,1,2,3,4,5,6,7')
+    .option('--event-log <file>', `send this TCG event log with the quote ("auto": ${LINUX_EVENT_LOG} when readable)`)
+    .option('--ima-log <file>', `send this binary IMA measurement list ("auto": ${LINUX_IMA_LOG} when readable)`)
+    .option('--ima-template-hash <alg>', 'the IMA list\'s template hash when it is not sha1 (sha256)')
     .option('--policy <id>', 'appraisal policy to ask for (default: the tenant default)')
     .option('--resource <path>', 'fetch this secret after attesting')
     .option('--out <file>', 'write the secret here (0600) instead of stdout')
@@ -65,10 +85,17 @@ export function registerAttest(program: Command): void {
           if (!existsSync(options.ak)) throw new SigilError('attester.ak_file_missing', `no enrolled AK at ${options.ak}: enrol first with --enrol`);
           saved = JSON.parse(readFileSync(options.ak, 'utf8')) as SavedAk;
         }
+        if (options.imaTemplateHash !== undefined && options.imaTemplateHash !== 'sha1' && options.imaTemplateHash !== 'sha256') throw new SigilError('cli.usage_ima_template_hash', '--ima-template-hash must be sha1 or sha256');
         const ak = await loadAk(tpm, saved);
         const runtimeKey = await generateRuntimeKey();
         const result = await tpm.using(ak.handle, () =>
-          client.attestWith({ tenant: options.tenant, kind: 'tpm', deviceId: saved.deviceId, policyId: options.policy, runtimeKey }, (binding) => tpmEvidence(tpm, ak, binding, selectionFromSpec(options.pcrs))),
+          client.attestWith({ tenant: options.tenant, kind: 'tpm', deviceId: saved.deviceId, policyId: options.policy, runtimeKey }, (binding) =>
+            tpmEvidence(tpm, ak, binding, selectionFromSpec(options.pcrs), () => ({
+              eventLog: readLog(options.eventLog, LINUX_EVENT_LOG),
+              imaLog: readLog(options.imaLog, LINUX_IMA_LOG),
+              imaTemplateHash: options.imaTemplateHash as 'sha1' | 'sha256' | undefined,
+            })),
+          ),
         );
         let secret: Uint8Array | undefined;
         if (options.resource) secret = await client.fetchResource(options.tenant, options.resource, result.ear, runtimeKey);

@@ -40,6 +40,12 @@ export interface EarClaims {
   'sigil.attestation'?: string;
   /** "verify" marks results of stateless verification: the broker releases nothing on them. */
   'sigil.use'?: 'release' | 'verify';
+  /**
+   * Set only when certificates, CRLs and TCB data were checked at a pinned instant rather than at
+   * issue time (recorded evidence: an admin's `at`, or the tenant's `verificationTime`). A relying
+   * party that wants a statement about the present must refuse such a result.
+   */
+  'sigil.verification-time'?: string;
 }
 
 export const VERIFIER_ID = { build: 'sigil 0.1.0', developer: 'https://github.com/sigil' } as const;

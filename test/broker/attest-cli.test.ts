@@ -4,7 +4,13 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { createHash } from 'node:crypto';
+import { EV } from '../../src/eventlog/event-types.ts';
+import { eventDigests, writeCryptoAgileLog } from '../../src/eventlog/tcg-writer.ts';
+import { TPM_ALG } from '../../src/tpm/constants.ts';
 import { startSwtpm, type SwtpmInstance } from '../../src/tpm/swtpm-process.ts';
+import { Tpm } from '../../src/tpm/tpm.ts';
+import { efiAction, grub, imageLoad } from '../eventlog/builders.ts';
 import { startTestBroker, type TestBroker } from './support/harness.ts';
 
 // The CLI runs as a child process while the broker runs in this one: spawn asynchronously, so
@@ -51,4 +57,42 @@ test('sigil attest: enrol, attest and receive a secret; without an AK file it sa
   const result = JSON.parse(again.stdout);
   assert.equal(result.status, 'affirming');
   assert.equal(Buffer.from(result.secret, 'base64').toString(), 'from the CLI');
+});
+
+test('sigil attest --event-log: the broker replays the log against the quote and appraises its boot claims', async () => {
+  // Measure a small boot into the swtpm (PCR 4: the boot application; PCR 8: GRUB's kernel
+  // command line) and write the matching crypto-agile log, as firmware and GRUB would.
+  const cmdline = '/vmlinuz root=/dev/sda1 ro';
+  const events = [
+    efiAction(4, 'Calling EFI Application from Boot Option'),
+    imageLoad(4, EV.EFI_BOOT_SERVICES_APPLICATION, new TextEncoder().encode('shim image'), '\\EFI\\BOOT\\BOOTX64.EFI'),
+    grub('kernel_cmdline: ', cmdline),
+  ];
+  const tpm = new Tpm(swtpm.transport());
+  try {
+    for (const event of events) {
+      const [d] = await eventDigests(event, [TPM_ALG.SHA256]);
+      await tpm.extend(event.pcr, [{ hashAlg: d.alg, digest: d.digest }]);
+    }
+  } finally {
+    await tpm.close();
+  }
+  writeFileSync(path.join(dir, 'eventlog.bin'), await writeCryptoAgileLog(events, [TPM_ALG.SHA256]));
+  const shim = createHash('sha256').update('shim image').digest('hex');
+  const boot = { pcrs: { sha256: { '0': ['00'.repeat(32)] } }, requireEventLog: true, allowedEfiApplications: [shim], allowedKernelCmdlines: [cmdline] };
+  await h.admin.call('PUT', '/v1/admin/tenants/acme/policies/boot', { kind: 'tpm', referenceValues: boot });
+  await h.admin.call('PUT', '/v1/admin/tenants/acme/policies/other-cmdline', { kind: 'tpm', referenceValues: { ...boot, allowedKernelCmdlines: [`${cmdline} init=/bin/sh`] } });
+  const common = ['--broker', h.broker.url, '--ca', path.join(dir, 'ca.pem'), '--tenant', 'acme', '--tpm', swtpm.uri, '--ak', path.join(dir, 'ak.json'), '--pcrs', 'sha256:0,4,8', '--event-log', path.join(dir, 'eventlog.bin'), '--json'];
+  const ok = await sigil(['attest', ...common, '--policy', 'boot']);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(JSON.parse(ok.stdout).status, 'affirming');
+  const refused = await sigil(['attest', ...common, '--policy', 'other-cmdline']);
+  assert.equal(refused.status, 1);
+  const error = JSON.parse(refused.stdout).error;
+  assert.equal(error.code, 'broker.appraisal_failed');
+  assert.deepEqual(error.details.trace.filter((t: { result: string }) => t.result === 'fail').map((t: { rule: string }) => t.rule), ['boot.kernel-cmdline']);
+  // Without the log the quote alone cannot show what booted.
+  const withoutLog = await sigil(['attest', ...common.filter((a) => !a.endsWith('eventlog.bin') && a !== '--event-log'), '--policy', 'boot']);
+  assert.equal(withoutLog.status, 1);
+  assert.deepEqual(JSON.parse(withoutLog.stdout).error.details.trace.filter((t: { result: string }) => t.result === 'fail').map((t: { rule: string }) => t.rule), ['eventlog.present', 'boot.efi-applications', 'boot.kernel-cmdline']);
 });

@@ -1,11 +1,10 @@
 import { SigilError } from '../../core/errors.ts';
 import { fromBase64 } from '../../core/hex.ts';
-import { evidenceKind } from '../../evidence/registry.ts';
 import { checkAkPublic } from '../../evidence/tpm/kind.ts';
 import { unmarshal } from '../../tpm/marshal/codec.ts';
 import { objectName } from '../../tpm/names.ts';
 import { TPMT_PUBLIC } from '../../tpm/structures/public.ts';
-import { transact } from '../context.ts';
+import { kindOf, transact } from '../context.ts';
 import { createDevice } from '../enrol.ts';
 import { iso, readJson, type RouteModule } from '../http.ts';
 import { encryptEnvelope } from '../master-key.ts';
@@ -46,7 +45,7 @@ export const adminDeviceRoutes: RouteModule = (app, ctx) => {
     const id = name(c.req.param('id'), 'device id');
     const principal = allow(c, 'write', tenant);
     const body = parseBody(DevicePutRequest, await readJson(c));
-    evidenceKind(body.kind);
+    kindOf(ctx, body.kind);
     const material = { ...body.material };
     if (body.kind === 'tpm') {
       if (!material.akPublic) throw new SigilError('broker.invalid_request', 'a TPM device needs material.akPublic (hex TPMT_PUBLIC)', { status: 400 });

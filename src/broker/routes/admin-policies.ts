@@ -1,10 +1,9 @@
 import { SigilError } from '../../core/errors.ts';
 import { fromBase64 } from '../../core/hex.ts';
-import { evidenceKind } from '../../evidence/registry.ts';
 import { bindingFromThumbprint, checkRuntimeJwk, runtimeKeyBinding } from '../../policy/binding.ts';
 import { mergeReferenceValues } from '../../policy/document.ts';
 import { runAppraisal } from '../appraisal.ts';
-import { transact } from '../context.ts';
+import { kindOf, transact } from '../context.ts';
 import { iso, readJson, type RouteModule } from '../http.ts';
 import { DryRunRequest, parseBody, PolicyPutRequest, ReferenceValuePutRequest } from '../schemas.ts';
 import { actor, allow, name } from './admin-tenants.ts';
@@ -31,7 +30,7 @@ export const adminPolicyRoutes: RouteModule = (app, ctx) => {
     const id = name(c.req.param('id'), 'policy id');
     const principal = allow(c, 'write', tenant);
     const document = parseBody(PolicyPutRequest, await readJson(c));
-    const kind = evidenceKind(document.kind);
+    const kind = kindOf(ctx, document.kind);
     // Inline reference values must be valid on their own only when no set contributes.
     if (document.referenceValueSets.length === 0) kind.checkPolicy(mergeReferenceValues(document.referenceValues));
     const now = ctx.now();
@@ -76,7 +75,7 @@ export const adminPolicyRoutes: RouteModule = (app, ctx) => {
     const setName = name(c.req.param('name'), 'reference-value set name');
     const principal = allow(c, 'write', tenant);
     const document = parseBody(ReferenceValuePutRequest, await readJson(c));
-    evidenceKind(document.kind).checkPolicy(mergeReferenceValues(document.values));
+    kindOf(ctx, document.kind).checkPolicy(mergeReferenceValues(document.values));
     const now = ctx.now();
     const version = await transact(ctx, (v: number) => ({ type: 'reference-values.put', tenant, actor: actor(principal), data: { name: setName, kind: document.kind, version: v, document } }), async (trx) => {
       const tenantRow = await trx.selectFrom('tenants').select('id').where('id', '=', tenant).executeTakeFirst();
@@ -110,7 +109,11 @@ export const adminPolicyRoutes: RouteModule = (app, ctx) => {
     let evidence = body.evidence;
     let kind = body.kind ?? inline?.kind;
     let deviceId = body.deviceId;
-    let at = body.at ? new Date(body.at) : new Date(ctx.now());
+    // Supplied evidence is checked now, or at the tenant's pinned verificationTime (recorded evidence).
+    const tenantRow = await ctx.db.selectFrom('tenants').select('settings').where('id', '=', tenant).executeTakeFirst();
+    if (!tenantRow) throw new SigilError('broker.tenant_not_found', `tenant ${tenant} does not exist`, { status: 404 });
+    const pinned = (JSON.parse(tenantRow.settings) as { verificationTime?: string }).verificationTime;
+    let at = body.at ? new Date(body.at) : pinned ? new Date(pinned) : new Date(ctx.now());
     let nonce = body.nonce ? new Uint8Array(fromBase64(body.nonce)) : undefined;
     let expectedBinding = nonce && body.runtimeKey ? await runtimeKeyBinding(nonce, checkRuntimeJwk(body.runtimeKey)) : undefined;
     if (body.attestationId) {
@@ -128,7 +131,7 @@ export const adminPolicyRoutes: RouteModule = (app, ctx) => {
       kind = row?.kind;
     }
     if (!kind) throw new SigilError('broker.invalid_request', 'name the evidence kind (kind, an inline policy, a stored policyId or an attestationId)', { status: 400 });
-    const outcome = await runAppraisal(ctx.db, { tenant, kind, evidence, deviceId, policyId, policy: inline, expectedBinding, nonce, at });
+    const outcome = await runAppraisal(ctx, { tenant, kind, evidence, deviceId, policyId, policy: inline, expectedBinding, nonce, at });
     return c.json({ policyId: outcome.policyId ?? null, status: outcome.status, trustVector: outcome.trustVector, trace: outcome.trace, failedRule: outcome.failed?.rule ?? null });
   });
 };

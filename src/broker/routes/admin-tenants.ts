@@ -3,7 +3,7 @@ import { SigilError } from '../../core/errors.ts';
 import { parseCertificates } from '../../evidence/tpm/ek-certificate.ts';
 import { authenticate, authorize, createToken, type Action, type Principal } from '../auth.ts';
 import { transact, type BrokerContext } from '../context.ts';
-import { iso, readJson, type BrokerEnv, type RouteModule } from '../http.ts';
+import { header, iso, readJson, type BrokerEnv, type RouteModule } from '../http.ts';
 import { encryptEnvelope } from '../master-key.ts';
 import { revoke } from '../revocation.ts';
 import { CaBundlePutRequest, parseBody, RevokeRequest, Tenant, TenantPutRequest, TokenCreateRequest, WebhookPutRequest } from '../schemas.ts';
@@ -36,7 +36,7 @@ const TENANT_TABLES = ['devices', 'enrolments', 'ca_bundles', 'policies', 'refer
 
 export const adminTenantRoutes: RouteModule = (app, ctx) => {
   app.use('/v1/admin/*', async (c, next) => {
-    c.set('principal', await authenticate(ctx.db, c.req.header('authorization')));
+    c.set('principal', await authenticate(ctx.db, header(c, 'authorization')));
     await next();
   });
 
@@ -82,6 +82,9 @@ export const adminTenantRoutes: RouteModule = (app, ctx) => {
     const tenant = name(c.req.param('tenant'), 'tenant');
     const principal = allow(c, 'manage');
     const body = parseBody(TenantPutRequest, await readJson(c));
+    if (body.settings.verificationTime) {
+      ctx.logger.warn('tenant verificationTime set: /v1/verify and dry runs in this tenant check certificates, CRLs and TCB data at a pinned past instant (recorded evidence, tests only)', { tenant, verificationTime: body.settings.verificationTime, actor: actor(principal) });
+    }
     const now = ctx.now();
     const created = await transact(ctx, (isNew: boolean) => ({ type: isNew ? 'tenant.created' : 'tenant.updated', tenant, actor: actor(principal), data: { settings: body.settings } }), async (trx) => {
       const existing = await trx.selectFrom('tenants').select('id').where('id', '=', tenant).executeTakeFirst();

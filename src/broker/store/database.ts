@@ -4,6 +4,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { SigilError } from '../../core/errors.ts';
 import { migrations } from './migrations.ts';
+import { registerPostgresPool } from './prepared.ts';
 import type { Database } from './schema.ts';
 import { NodeSqliteDatabase } from './sqlite-adapter.ts';
 
@@ -53,6 +54,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Broker
     // A connection dropped by the server (restart, failover) must not crash the process.
     pool.on('error', () => undefined);
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    registerPostgresPool(db, pool);
     result = { db, dialect: 'postgres', location: redact(url), close: () => db.destroy() };
   } else {
     const file = url ? url.replace(/^sqlite:/, '') : path.join(options.dataDir, 'sigil.db');

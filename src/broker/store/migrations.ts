@@ -174,5 +174,12 @@ export function migrations(dialect: 'sqlite' | 'postgres'): Record<string, Migra
         await db.insertInto('audit_head').values({ id: 1, seq: 0, hash: '0'.repeat(64), mac: '' }).execute();
       },
     },
+    // Every release asks for revocations of its tenant made since the token was issued: a range
+    // scan on this index instead of a scan of the tenant's revocations plus a sort.
+    '0002_revocations_by_time': {
+      async up(db: Kysely<any>) {
+        await db.schema.createIndex('revocations_time').on('revocations').columns(['tenant', 'revoked_at']).execute();
+      },
+    },
   };
 }

@@ -49,7 +49,12 @@ export class NodeSqliteDatabase implements SqliteDatabase {
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
   }
 
-  prepare(sql: string): SqliteStatement {
+  prepare(text: string): SqliteStatement {
+    // kysely opens transactions with a plain "begin" (deferred): a transaction that reads and then
+    // writes can then fail with SQLITE_BUSY when another process (a second worker, `sigil audit
+    // verify`) wrote in between. "begin immediate" takes the write lock up front, so writers queue
+    // on busy_timeout instead. Every broker transaction writes, so nothing is lost.
+    const sql = text === 'begin' ? 'begin immediate' : text;
     let statement = this.#cache.get(sql);
     if (!statement) {
       if (this.#cache.size >= CACHE_LIMIT) this.#cache.delete(this.#cache.keys().next().value!);

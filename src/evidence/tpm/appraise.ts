@@ -1,81 +1,67 @@
 import { SigilError } from '../../core/errors.ts';
-import { statusOf, TRUST_TIER, type Appraisal, type TraceEntry, type Verified } from '../verifier.ts';
+import { statusOf, type Appraisal, type Verified } from '../verifier.ts';
+import { appraiseTpmBundle } from './bundle-appraise.ts';
+import { checkTpmBundlePolicy, type TpmBundlePolicy } from './bundle-policy.ts';
 import type { TpmClaims } from './kind.ts';
 
 /**
- * TPM appraisal: the quoted PCRs against reference values. Reference values name, per bank and
- * PCR index, the digests that are acceptable (several, e.g. before and after a firmware update).
- * A policy that names no PCR fails closed, and so does a named PCR the quote did not cover.
+ * The broker's TPM appraisal: the TPM bundle policy (bundle-policy.ts) — PCR reference values and
+ * the event-log claims (Secure Boot, EFI applications, kernel command line, initrd, UKI sections,
+ * separators, ExitBootServices, accepted quirks) and IMA — over the verified claims. Reference
+ * values name, per bank and PCR index, the digests that are acceptable (several, e.g. before and
+ * after a firmware update). A policy that names no reference value for what ran (no PCR, no
+ * event-log digest, no IMA file) fails closed, and so does a named PCR the quote did not cover.
+ *
+ *   { "pcrs": { "sha256": { "7": ["hex", …] } }, "requireSafeClock": true,
+ *     "requireSecureBoot": true, "allowedEfiApplications": ["hex"], "allowedKernelCmdlines": ["text"], … }
  */
-export interface TpmAppraisalPolicy {
-  /** bank label ("sha256") → PCR index ("7") → acceptable values (hex). */
-  pcrs: Record<string, Record<string, string[]>>;
-  /** Require the TPM clock's "safe" flag (no clock rollback since the last orderly shutdown). */
-  requireSafeClock?: boolean;
+export type TpmAppraisalPolicy = TpmBundlePolicy;
+
+function fail(why: string): never {
+  throw new SigilError('policy.reference_values_invalid', `TPM reference values: ${why}`, { kind: 'tpm' });
 }
 
-const BANKS = new Set(['sha1', 'sha256', 'sha384', 'sha512']);
-
 export function checkTpmPolicy(referenceValues: unknown): TpmAppraisalPolicy {
-  const fail = (why: string): never => {
-    throw new SigilError('policy.reference_values_invalid', `TPM reference values: ${why}`, { kind: 'tpm' });
-  };
-  if (typeof referenceValues !== 'object' || referenceValues === null) fail('expected an object with "pcrs"');
-  const input = referenceValues as Record<string, unknown>;
-  for (const key of Object.keys(input)) if (key !== 'pcrs' && key !== 'requireSafeClock') fail(`unknown field "${key}"`);
-  const pcrs: TpmAppraisalPolicy['pcrs'] = {};
-  const given = input.pcrs ?? {};
-  if (typeof given !== 'object' || given === null || Array.isArray(given)) fail('"pcrs" must map bank → index → values');
-  for (const [bank, indexes] of Object.entries(given as Record<string, unknown>)) {
-    if (!BANKS.has(bank)) fail(`unknown PCR bank "${bank}"`);
-    if (typeof indexes !== 'object' || indexes === null || Array.isArray(indexes)) fail(`bank "${bank}" must map index → values`);
-    pcrs[bank] = {};
-    for (const [index, values] of Object.entries(indexes as Record<string, unknown>)) {
-      const n = Number(index);
-      if (!/^\d{1,2}$/.test(index) || n > 23) fail(`"${index}" is not a PCR index 0..23`);
-      const list = Array.isArray(values) ? values : [values];
-      if (list.length === 0 || !list.every((v) => typeof v === 'string' && /^[0-9a-fA-F]+$/.test(v))) fail(`${bank}:${index} needs one or more hex digests`);
-      pcrs[bank][String(n)] = (list as string[]).map((v) => v.toLowerCase());
-    }
+  if (typeof referenceValues !== 'object' || referenceValues === null || Array.isArray(referenceValues)) fail('expected an object, e.g. {"pcrs": {"sha256": {"7": ["hex"]}}}');
+  let policy: TpmBundlePolicy;
+  try {
+    policy = checkTpmBundlePolicy(referenceValues);
+  } catch (error) {
+    if (error instanceof SigilError) fail(error.message.replace(/^TPM policy: /, ''));
+    throw error;
   }
-  if (input.requireSafeClock !== undefined && typeof input.requireSafeClock !== 'boolean') fail('"requireSafeClock" must be a boolean');
-  return { pcrs, requireSafeClock: input.requireSafeClock as boolean | undefined };
+  // An empty list of acceptable values would fail every quote: a mistake, not a policy.
+  for (const [bank, indexes] of Object.entries(policy.pcrs ?? {})) {
+    for (const [index, values] of Object.entries(indexes)) if (values.length === 0) fail(`${bank}:${index} needs one or more hex digests`);
+  }
+  for (const key of ['allowedEfiApplications', 'allowedKernelCmdlines', 'allowedKernelCmdlineDigests', 'allowedInitrdDigests'] as const) {
+    if (policy[key]?.length === 0) fail(`"${key}" is empty: leave it out, or list what is allowed`);
+  }
+  return policy;
+}
+
+/** Whether the policy names anything that pins what ran: PCR values, event-log digests, IMA files. */
+function namesReferenceValue(policy: TpmAppraisalPolicy): boolean {
+  const pcrs = Object.values(policy.pcrs ?? {}).some((indexes) => Object.keys(indexes).length > 0);
+  const log = [policy.allowedEfiApplications, policy.allowedKernelCmdlines, policy.allowedKernelCmdlineDigests, policy.allowedInitrdDigests].some((list) => (list?.length ?? 0) > 0);
+  const uki = Object.keys(policy.allowedUkiSections ?? {}).length > 0;
+  const ima = Object.keys(policy.ima?.allowedFiles ?? {}).length > 0;
+  return pcrs || log || uki || ima;
 }
 
 export function appraiseTpm(evidence: Verified<TpmClaims>, policy: TpmAppraisalPolicy): Appraisal {
-  const claims = evidence.claims;
-  const trace: TraceEntry[] = [];
-  const named = Object.entries(policy.pcrs).flatMap(([bank, indexes]) => Object.entries(indexes).map(([index, values]) => ({ bank, index, values })));
-  if (named.length === 0) {
-    trace.push({ rule: 'tpm.reference-values', claim: 'pcrs', expected: 'at least one PCR reference value', actual: 'none', result: 'fail', message: 'the policy names no PCR: nothing to appraise, so it fails closed' });
-  }
-  let pcrsOk = named.length > 0;
-  for (const { bank, index, values } of named) {
-    const actual = claims.pcrs[bank]?.[Number(index)];
-    const ok = actual !== undefined && values.includes(actual.toLowerCase());
-    if (!ok) pcrsOk = false;
-    trace.push({
-      rule: `pcr.${bank}:${index}`,
-      claim: `pcrs.${bank}.${index}`,
-      expected: values,
-      actual: actual ?? 'not quoted',
-      result: ok ? 'pass' : 'fail',
-      ...(actual === undefined ? { message: 'the policy names this PCR but the quote does not cover it' } : {}),
-    });
-  }
-  if (policy.requireSafeClock) {
-    trace.push({ rule: 'tpm.clock-safe', claim: 'safe', expected: true, actual: claims.safe, result: claims.safe ? 'pass' : 'fail' });
-  }
-  const status = statusOf(trace);
-  const tier = pcrsOk ? TRUST_TIER.affirming : TRUST_TIER.contraindicated;
-  return {
-    status,
-    trustVector: {
-      instance_identity: TRUST_TIER.affirming, // the AK was enrolled (EK certificate + credential activation, or pinned)
-      hardware: TRUST_TIER.affirming,
-      configuration: tier,
-      executables: tier,
+  const appraisal = appraiseTpmBundle(evidence, policy);
+  if (namesReferenceValue(policy)) return appraisal;
+  const trace = [
+    {
+      rule: 'tpm.reference-values',
+      claim: 'pcrs | eventLog | ima',
+      expected: 'at least one reference value (a PCR, an event-log digest or an IMA file)',
+      actual: 'none',
+      result: 'fail' as const,
+      message: 'the policy names no reference value: nothing to appraise, so it fails closed',
     },
-    trace,
-  };
+    ...appraisal.trace,
+  ];
+  return { ...appraisal, status: statusOf(trace), trustVector: { ...appraisal.trustVector, configuration: 96, executables: 96 }, trace };
 }

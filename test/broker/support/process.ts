@@ -21,9 +21,9 @@ process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
 
-export async function spawnBroker(options: { dataDir: string; db?: string; listen?: string; extra?: string[]; env?: NodeJS.ProcessEnv }): Promise<BrokerProcess> {
+export async function spawnBroker(options: { dataDir: string; db?: string; listen?: string; extra?: string[]; env?: NodeJS.ProcessEnv; nodeOptions?: string[] }): Promise<BrokerProcess> {
   const tokenFile = path.join(options.dataDir, `bootstrap-${Date.now()}-${Math.random().toString(16).slice(2)}.token`);
-  const args = [MAIN, 'serve', '--data', options.dataDir, '--listen', options.listen ?? '127.0.0.1:0', '--bootstrap-token-file', tokenFile, '--log-level', 'info', ...(options.db ? ['--db', options.db] : []), ...(options.extra ?? [])];
+  const args = [...(options.nodeOptions ?? []), MAIN, 'serve', '--data', options.dataDir, '--listen', options.listen ?? '127.0.0.1:0', '--bootstrap-token-file', tokenFile, '--log-level', 'info', ...(options.db ? ['--db', options.db] : []), ...(options.extra ?? [])];
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const output: string[] = [];

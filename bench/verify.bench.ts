@@ -34,6 +34,23 @@ function le(bytes: Uint8Array): Uint8Array {
   return Uint8Array.from(bytes).reverse();
 }
 
+/**
+ * The floor calls node:crypto in its fastest form: a bare KeyObject and a DER ECDSA signature
+ * (converted once, outside the loop). Passing { key, dsaEncoding: 'ieee-p1363' } instead costs
+ * 15-40 µs more per call in node 24, which would flatter any verifier measured against it.
+ */
+function p1363ToDer(signature: Uint8Array): Buffer {
+  const half = signature.length / 2;
+  const integer = (bytes: Uint8Array) => {
+    let start = 0;
+    while (start < bytes.length - 1 && bytes[start] === 0) start++;
+    const body = bytes[start] & 0x80 ? [0, ...bytes.subarray(start)] : [...bytes.subarray(start)];
+    return [0x02, body.length, ...body];
+  };
+  const body = [...integer(signature.subarray(0, half)), ...integer(signature.subarray(half))];
+  return Buffer.from(body.length < 0x80 ? [0x30, body.length, ...body] : [0x30, 0x81, body.length, ...body]);
+}
+
 async function compare(name: string, sigil: () => Promise<unknown>, floor: () => void): Promise<void> {
   const s = await measure(sigil, budget, 20, 5);
   const f = await measure(async () => floor(), budget, 20, 5);
@@ -54,8 +71,9 @@ async function compare(name: string, sigil: () => Promise<unknown>, floor: () =>
   const signature = new Uint8Array(96);
   signature.set(le(report.subarray(0x2a0, 0x2a0 + 48)), 0);
   signature.set(le(report.subarray(0x2a0 + 72, 0x2a0 + 72 + 48)), 48);
-  if (!nodeVerify('sha384', signed, { key, dsaEncoding: 'ieee-p1363' }, signature)) throw new Error('floor: SNP signature does not verify');
-  await compare('snp', () => verifySnpReport(report, { vcek, at }), () => nodeVerify('sha384', signed, { key, dsaEncoding: 'ieee-p1363' }, signature));
+  const der = p1363ToDer(signature);
+  if (!nodeVerify('sha384', signed, { key, dsaEncoding: 'ieee-p1363' }, signature) || !nodeVerify('sha384', signed, key, der)) throw new Error('floor: SNP signature does not verify');
+  await compare('snp', () => verifySnpReport(report, { vcek, at }), () => nodeVerify('sha384', signed, key, der));
 }
 
 // TDX: dcap-qvl v4 quote with its complete collateral (TCB status evaluated).
@@ -71,12 +89,12 @@ async function compare(name: string, sigil: () => Promise<unknown>, floor: () =>
   const ak = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: Buffer.from(akRaw.subarray(0, 32)).toString('base64url'), y: Buffer.from(akRaw.subarray(32, 64)).toString('base64url') }, format: 'jwk' });
   const pck: KeyObject = new X509Certificate(quote.pckCertChainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/)![0]).publicKey;
   const checks: [KeyObject, Uint8Array, Uint8Array][] = [
-    [ak, quote.signedBytes, quote.quoteSignature],
-    [pck, quote.qeReportBytes, quote.qeReportSignature],
+    [ak, quote.signedBytes, p1363ToDer(quote.quoteSignature)],
+    [pck, quote.qeReportBytes, p1363ToDer(quote.qeReportSignature)],
   ];
-  for (const [key, data, sig] of checks) if (!nodeVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, sig)) throw new Error('floor: TDX signature does not verify');
+  for (const [key, data, sig] of checks) if (!nodeVerify('sha256', data, key, sig)) throw new Error('floor: TDX signature does not verify');
   await compare('tdx', verifyOnce, () => {
-    for (const [key, data, sig] of checks) nodeVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, sig);
+    for (const [key, data, sig] of checks) nodeVerify('sha256', data, key, sig);
   });
 }
 

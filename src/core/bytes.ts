@@ -1,4 +1,5 @@
 import { SigilError } from './errors.ts';
+import { nodeBuffer } from './node-builtins.ts';
 
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   let length = 0;
@@ -14,6 +15,9 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
 
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
+  // Long inputs: node's native comparison (memcmp). Short ones stay in JavaScript, since a small
+  // typed array's .buffer would first have to be moved off V8's heap.
+  if (nodeBuffer && a.length > 64) return nodeBuffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
@@ -26,9 +30,12 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0 && a.length === b.length;
 }
 
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
 export const utf8 = {
-  encode: (text: string): Uint8Array => new TextEncoder().encode(text),
-  decode: (bytes: Uint8Array): string => new TextDecoder().decode(bytes),
+  encode: (text: string): Uint8Array => textEncoder.encode(text),
+  decode: (bytes: Uint8Array): string => textDecoder.decode(bytes),
 };
 
 /**
@@ -42,13 +49,19 @@ export class Reader {
   private readonly view: DataView;
   private readonly errorCode: string;
   private readonly what: string;
+  private readonly owned: boolean;
 
-  constructor(bytes: Uint8Array, options: { errorCode?: string; what?: string } = {}) {
+  /**
+   * `owned`: the bytes are a private copy that nothing else holds or changes (the parser made it),
+   * so take() may hand out views of them instead of one copy per field.
+   */
+  constructor(bytes: Uint8Array, options: { errorCode?: string; what?: string; owned?: boolean } = {}) {
     this.bytes = bytes;
     this.offset = 0;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.errorCode = options.errorCode ?? 'core.truncated';
     this.what = options.what ?? 'input';
+    this.owned = options.owned ?? false;
   }
 
   get remaining(): number {
@@ -89,10 +102,49 @@ export class Reader {
     return v;
   }
 
-  /** A copy, so later mutation of the source cannot change parsed values. */
+  /** Little-endian reads (TCG event logs, UEFI structures), without copying bytes out. */
+  u16le(): number {
+    this.need(2);
+    const v = this.view.getUint16(this.offset, true);
+    this.offset += 2;
+    return v;
+  }
+
+  u32le(): number {
+    this.need(4);
+    const v = this.view.getUint32(this.offset, true);
+    this.offset += 4;
+    return v;
+  }
+
+  u64le(): bigint {
+    this.need(8);
+    const v = this.view.getBigUint64(this.offset, true);
+    this.offset += 8;
+    return v;
+  }
+
+  /** Step over `n` bytes (reserved or unused fields) without copying them. */
+  skip(n: number): void {
+    this.need(n);
+    this.offset += n;
+  }
+
+  /**
+   * The next `n` bytes as a view of the input, not a copy: only for values that are used at once
+   * (formatted, compared, hashed) and not kept, since the source may change later.
+   */
+  borrow(n: number): Uint8Array {
+    this.need(n);
+    const out = this.bytes.subarray(this.offset, this.offset + n);
+    this.offset += n;
+    return out;
+  }
+
+  /** A copy, so later mutation of the source cannot change parsed values (a view of owned bytes). */
   take(n: number): Uint8Array {
     this.need(n);
-    const out = this.bytes.slice(this.offset, this.offset + n);
+    const out = this.owned ? this.bytes.subarray(this.offset, this.offset + n) : this.bytes.slice(this.offset, this.offset + n);
     this.offset += n;
     return out;
   }

@@ -3,6 +3,7 @@ import * as x509 from '@peculiar/x509';
 import { createPublicKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { SigilError, asSigilError } from '../core/errors.ts';
 import { toHex } from '../core/hex.ts';
+import { certificateFromDer, certificateFromText } from '../core/x509-cache.ts';
 import { explicit, sequence, utf8Name } from './der.ts';
 import { OID, checkProductId, checkSerial } from './identifiers.ts';
 
@@ -107,30 +108,22 @@ export async function issueCertificate(options: IssueOptions): Promise<x509.X509
 
 /**
  * The same few certificates (trust bundle, product and device certificates) are parsed again and
- * again — per command, per record — and @peculiar/x509 takes about 0.5 ms each: keep the last
- * parsed ones. X509Certificate objects are never modified after parsing.
+ * again — per command, per record — and @peculiar/x509 takes about 0.5 ms each: parsing goes
+ * through the shared, bounded cache of core/x509-cache.ts. X509Certificate objects are never
+ * modified after parsing.
  */
-const parsedPem = new Map<string, x509.X509Certificate>();
-const PARSED_PEM_LIMIT = 256;
-
 export function parseCertificatePem(text: unknown, what: string, code = 'x509.certificate_malformed'): x509.X509Certificate {
   if (typeof text !== 'string' || !text.includes('-----BEGIN CERTIFICATE-----')) throw new SigilError(code, `the ${what} is not a PEM certificate`, { what });
-  const cached = parsedPem.get(text);
-  if (cached) return cached;
-  let cert: x509.X509Certificate;
   try {
-    cert = new x509.X509Certificate(text);
+    return certificateFromText(text);
   } catch (error) {
     throw asSigilError(error, code, `the ${what} is not a valid X.509 certificate`);
   }
-  if (parsedPem.size >= PARSED_PEM_LIMIT) parsedPem.delete(parsedPem.keys().next().value!);
-  parsedPem.set(text, cert);
-  return cert;
 }
 
 export function parseCertificateDer(der: Uint8Array, what: string, code = 'x509.certificate_malformed'): x509.X509Certificate {
   try {
-    return new x509.X509Certificate(der as Uint8Array<ArrayBuffer>);
+    return certificateFromDer(der);
   } catch (error) {
     throw asSigilError(error, code, `the ${what} is not a valid DER X.509 certificate`);
   }

@@ -42,25 +42,25 @@ export interface GptData {
 
 export function parseGptEvent(bytes: Uint8Array): GptData {
   const r = new Reader(bytes, { errorCode: 'eventlog.gpt_event_invalid', what: 'UEFI_GPT_DATA' });
-  const signature = new TextDecoder().decode(r.take(8));
+  const signature = new TextDecoder().decode(r.borrow(8));
   if (signature !== 'EFI PART') r.fail(`partition header signature "${signature}"`);
-  r.take(48); // Revision, HeaderSize, CRC32, Reserved, MyLBA, AlternateLBA, First/LastUsableLBA
+  r.skip(48); // Revision, HeaderSize, CRC32, Reserved, MyLBA, AlternateLBA, First/LastUsableLBA
   const diskGuid = readGuid(r);
-  r.take(8); // PartitionEntryLBA
-  r.take(4); // NumberOfPartitionEntries (in the on-disk array, not the ones logged)
+  r.skip(8); // PartitionEntryLBA
+  r.skip(4); // NumberOfPartitionEntries (in the on-disk array, not the ones logged)
   const entrySize = u32le(r);
-  r.take(4); // PartitionEntryArrayCRC32
+  r.skip(4); // PartitionEntryArrayCRC32
   const count = u64le(r);
   if (entrySize < 128 || count * BigInt(entrySize) !== BigInt(r.remaining)) r.fail(`${count} partition entries of ${entrySize} bytes do not fill the event`);
   const partitions: GptPartition[] = [];
   for (let i = 0n; i < count; i++) {
-    const entry = new Reader(r.take(entrySize), { errorCode: 'eventlog.gpt_event_invalid', what: 'EFI_PARTITION_ENTRY' });
+    const entry = new Reader(r.borrow(entrySize), { errorCode: 'eventlog.gpt_event_invalid', what: 'EFI_PARTITION_ENTRY' });
     const typeGuid = readGuid(entry);
     const uniqueGuid = readGuid(entry);
     const startingLba = u64le(entry).toString();
     const endingLba = u64le(entry).toString();
-    entry.take(8);
-    partitions.push({ typeGuid, uniqueGuid, startingLba, endingLba, name: utf16le(entry.take(72)) });
+    entry.skip(8);
+    partitions.push({ typeGuid, uniqueGuid, startingLba, endingLba, name: utf16le(entry.borrow(72)) });
   }
   return { diskGuid, partitions };
 }

@@ -51,8 +51,9 @@ export function parseUefiVariableData(bytes: Uint8Array): UefiVariableData {
   const nameLength = u64le(r);
   const dataLength = u64le(r);
   if (nameLength * 2n + dataLength > BigInt(r.remaining)) r.fail(`name and data lengths exceed the event (${r.remaining} bytes left)`);
-  const name = utf16le(r.take(Number(nameLength) * 2));
-  const data = r.take(Number(dataLength));
+  const name = utf16le(r.borrow(Number(nameLength) * 2));
+  // A view, not a copy: the event data it lies in was already copied out of the log when parsed.
+  const data = r.borrow(Number(dataLength));
   return { guid, name, data, trailing: r.remaining };
 }
 
@@ -68,7 +69,10 @@ export interface SignatureList {
   entries: SignatureEntry[];
 }
 
-/** Bounded by the variable size: each list and entry consumes at least 16 bytes. */
+/**
+ * Bounded by the variable size: each list and entry consumes at least 16 bytes. Entry data are
+ * views of `bytes` (variable data inside an already-copied event), not copies.
+ */
 export function parseSignatureLists(bytes: Uint8Array): SignatureList[] {
   const r = new Reader(bytes, { errorCode: 'eventlog.signature_list_invalid', what: 'EFI_SIGNATURE_LIST' });
   const lists: SignatureList[] = [];
@@ -81,12 +85,12 @@ export function parseSignatureLists(bytes: Uint8Array): SignatureList[] {
     if (signatureSize < 16) r.fail(`signature size ${signatureSize} is smaller than its owner GUID`, { signatureSize });
     const body = listSize - 28;
     if (headerSize > body || (body - headerSize) % signatureSize !== 0) r.fail('the signatures do not fill the list', { headerSize, signatureSize, listSize });
-    r.take(headerSize);
+    r.skip(headerSize);
     const known = EFI_CERT_TYPES[typeGuid];
     const type = known?.name ?? typeGuid;
     if (known?.size !== undefined && signatureSize - 16 !== known.size) r.fail(`${type} signatures must be ${known.size} bytes, not ${signatureSize - 16}`);
     const entries: SignatureEntry[] = [];
-    for (let i = 0; i < (body - headerSize) / signatureSize; i++) entries.push({ owner: readGuid(r), type, data: r.take(signatureSize - 16) });
+    for (let i = 0; i < (body - headerSize) / signatureSize; i++) entries.push({ owner: readGuid(r), type, data: r.borrow(signatureSize - 16) });
     lists.push({ type, typeGuid, entries });
   }
   return lists;

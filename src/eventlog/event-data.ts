@@ -1,6 +1,6 @@
 import { bytesEqual, Reader } from '../core/bytes.ts';
 import { SigilError } from '../core/errors.ts';
-import { digest } from '../core/hash.ts';
+import { digest, digestSync, hasDigestSync } from '../core/hash.ts';
 import { toHex } from '../core/hex.ts';
 import { HASH_ALGS } from '../tpm/constants.ts';
 import { u32le } from './le.ts';
@@ -19,7 +19,8 @@ export function eventDigest(event: TcgEvent, alg: number): Uint8Array {
 }
 
 export async function digestMatches(event: TcgEvent, alg: number, payload: Uint8Array): Promise<boolean> {
-  return bytesEqual(eventDigest(event, alg), await digest(HASH_ALGS[alg].name, payload));
+  const name = HASH_ALGS[alg].name;
+  return bytesEqual(eventDigest(event, alg), hasDigestSync ? digestSync(name, payload) : await digest(name, payload));
 }
 
 export function dataMismatch(event: TcgEvent, what: string): SigilError {

@@ -1,8 +1,7 @@
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import { isSigilError } from '../core/errors.ts';
 import { digest } from '../core/hash.ts';
 import { toHex } from '../core/hex.ts';
+import { certificateAndSha256 } from '../core/x509-cache.ts';
 import { EV } from './event-types.ts';
 import { dataMismatch, digestHex, digestMatches, requireBound } from './event-data.ts';
 import { parseImageLoadEvent } from './efi-image.ts';
@@ -171,19 +170,29 @@ async function signatureDatabase(data: Uint8Array): Promise<SignatureDatabase> {
   const db: SignatureDatabase = { present: data.length > 0, certificates: [], hashes: [] };
   for (const list of parseSignatureLists(data)) {
     for (const entry of list.entries) {
-      if (list.type === 'x509') db.certificates.push({ owner: entry.owner, sha256: toHex(await digest('SHA-256', entry.data)), subject: certificateSubject(entry.data) });
-      else db.hashes.push({ owner: entry.owner, type: list.type, value: toHex(entry.data) });
+      if (list.type === 'x509') {
+        const { sha256, subject } = await certificateSummary(entry.data);
+        db.certificates.push({ owner: entry.owner, sha256: toHex(sha256), subject });
+      } else db.hashes.push({ owner: entry.owner, type: list.type, value: toHex(entry.data) });
     }
   }
   return db;
 }
 
-function certificateSubject(der: Uint8Array): string | undefined {
+/**
+ * SHA-256 and subject, hashing once and parsing once per distinct certificate (core/x509-cache.ts):
+ * db and KEK repeat in every log of a fleet. The subject is optional display data; the SHA-256
+ * identifies the certificate.
+ */
+async function certificateSummary(der: Uint8Array): Promise<{ sha256: Uint8Array; subject?: string }> {
+  const { sha256, certificate } = await certificateAndSha256(der);
+  let subject: string | undefined;
   try {
-    return new x509.X509Certificate(der as Uint8Array<ArrayBuffer>).subject;
+    subject = certificate?.subject;
   } catch {
-    return undefined; // the subject is optional display data; the SHA-256 identifies the certificate
+    subject = undefined;
   }
+  return { sha256, subject };
 }
 
 async function boundBootVariable(event: TcgEvent, ctx: Ctx): Promise<UefiVariableData> {
@@ -233,8 +242,9 @@ async function authority(variable: UefiVariableData): Promise<Authority> {
   const { name, guid, data } = variable;
   // Firmware logs the db entry as EFI_SIGNATURE_DATA (owner GUID + certificate), shim the bare DER.
   const der = data[0] === 0x30 ? data : data.length > 16 && data[16] === 0x30 ? data.subarray(16) : undefined;
-  const subject = der ? certificateSubject(der) : undefined;
-  const out: Authority = { variable: name, guid, sha256: toHex(await digest('SHA-256', subject && der ? der : data)) };
+  const summary = der ? await certificateSummary(der) : undefined;
+  const subject = summary?.subject;
+  const out: Authority = { variable: name, guid, sha256: toHex(subject && summary ? summary.sha256 : await digest('SHA-256', data)) };
   if (subject) out.subject = subject;
   else if (data.every((b) => b === 0x0a || (b >= 0x20 && b < 0x7f))) out.text = asciiz(data);
   return out;

@@ -1,24 +1,21 @@
-import { Reader } from '../core/bytes.ts';
+import type { Reader } from '../core/bytes.ts';
 import { SigilError } from '../core/errors.ts';
 
 /**
  * Little-endian helpers over the bounds-checked core Reader. TCG PC Client event logs, UEFI
  * structures and the IMA binary list are little-endian (the TPM's own structures are big-endian),
- * so these read through `reader.take(n)`, which keeps every bounds check in one place.
+ * so these use the Reader's little-endian reads, which keep every bounds check in one place.
  */
 export function u16le(r: Reader): number {
-  const b = r.take(2);
-  return b[0] | (b[1] << 8);
+  return r.u16le();
 }
 
 export function u32le(r: Reader): number {
-  const b = r.take(4);
-  return (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
+  return r.u32le();
 }
 
 export function u64le(r: Reader): bigint {
-  const b = r.take(8);
-  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+  return r.u64le();
 }
 
 export function leU16(value: number): Uint8Array {
@@ -76,17 +73,14 @@ export function checkedLength(code: string, what: string, value: number, max: nu
 
 /** EFI_GUID (UEFI 2.10, Appendix A): Data1 u32 LE, Data2 u16 LE, Data3 u16 LE, Data4 8 bytes. */
 export function readGuid(r: Reader): string {
-  const b = r.take(16);
-  return formatGuid(b);
+  return formatGuid(r.borrow(16));
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
 export function formatGuid(b: Uint8Array): string {
-  const hex = (from: number, to: number, reverse: boolean) => {
-    const part = Array.from(b.subarray(from, to));
-    if (reverse) part.reverse();
-    return part.map((x) => x.toString(16).padStart(2, '0')).join('');
-  };
-  return `${hex(0, 4, true)}-${hex(4, 6, true)}-${hex(6, 8, true)}-${hex(8, 10, false)}-${hex(10, 16, false)}`;
+  const h = (i: number) => HEX[b[i]];
+  return `${h(3)}${h(2)}${h(1)}${h(0)}-${h(5)}${h(4)}-${h(7)}${h(6)}-${h(8)}${h(9)}-${h(10)}${h(11)}${h(12)}${h(13)}${h(14)}${h(15)}`;
 }
 
 export function guidBytes(guid: string): Uint8Array {

@@ -1,5 +1,5 @@
 import { bytesEqual, utf8 } from '../core/bytes.ts';
-import { digest } from '../core/hash.ts';
+import { digest, digestSync, hasDigestSync } from '../core/hash.ts';
 import { toHex } from '../core/hex.ts';
 import { HASH_ALGS } from '../tpm/constants.ts';
 import { EV } from './event-types.ts';
@@ -57,11 +57,13 @@ export async function replayTcgLog(log: TcgEventLog): Promise<TcgReplay> {
     }
     const values: PcrValues = new Map();
     if (locality !== undefined) values.set(0, initialPcrValue(0, size, locality));
+    const hash = HASH_ALGS[alg].name;
     for (const event of log.events) {
       if (!isExtended(event)) continue;
       const measurement = event.digests.find((d) => d.alg === alg)!.digest;
       const current = values.get(event.pcr) ?? initialPcrValue(event.pcr, size, locality);
-      values.set(event.pcr, await extend(alg, current, measurement));
+      // Synchronous on Node: an await per extend would cost as much as the hash itself.
+      values.set(event.pcr, hasDigestSync ? digestSync(hash, current, measurement) : await digest(hash, current, measurement));
     }
     banks.set(alg, values);
   }
@@ -99,29 +101,34 @@ const EBS_VARIANTS = [
  */
 export async function compareWithQuoted(replay: TcgReplay, quoted: PcrBanks, options: QuirkOptions = {}): Promise<ReplayComparison> {
   const comparisons: PcrComparison[] = [];
+  const mismatches: PcrComparison[] = [];
   const quirks: AppliedQuirk[] = [];
   for (const [alg, values] of replay.banks) {
     const quotedBank = quoted.get(alg);
     if (!quotedBank) continue;
-    for (const [pcr, quotedValue] of [...quotedBank].sort((a, b) => a[0] - b[0])) {
+    const bank = HASH_ALGS[alg].label;
+    const pcrs = [...quotedBank.keys()].sort((a, b) => a - b);
+    for (const pcr of pcrs) {
+      const quotedValue = quotedBank.get(pcr)!;
       const replayed = values.get(pcr);
-      const base = { alg, bank: HASH_ALGS[alg].label, pcr, quoted: toHex(quotedValue) };
       if (!replayed) {
-        comparisons.push({ ...base, status: 'not-in-log' });
+        comparisons.push({ alg, bank, pcr, quoted: toHex(quotedValue), status: 'not-in-log' });
         continue;
       }
       let status: PcrMatch = bytesEqual(replayed, quotedValue) ? 'match' : 'mismatch';
       if (status === 'mismatch' && pcr === 5 && options.quirks?.includes('exit-boot-services-unlogged')) {
         const variant = await matchingEbsVariant(alg, replayed, quotedValue);
         if (variant) {
-          applyQuirk(options, quirks, 'exit-boot-services-unlogged', `${base.bank} PCR 5 matches after appending "${variant.join('", "')}"`);
+          applyQuirk(options, quirks, 'exit-boot-services-unlogged', `${bank} PCR 5 matches after appending "${variant.join('", "')}"`);
           status = 'match';
         }
       }
-      comparisons.push({ ...base, status, replayed: toHex(replayed) });
+      const comparison: PcrComparison = { alg, bank, pcr, quoted: toHex(quotedValue), status, replayed: toHex(replayed) };
+      comparisons.push(comparison);
+      if (status === 'mismatch') mismatches.push(comparison);
     }
   }
-  return { comparisons, mismatches: comparisons.filter((c) => c.status === 'mismatch'), quirks };
+  return { comparisons, mismatches, quirks };
 }
 
 async function matchingEbsVariant(alg: number, replayed: Uint8Array, quoted: Uint8Array): Promise<string[] | undefined> {

@@ -66,8 +66,11 @@ export function parseTcgEventLog(bytes: Uint8Array, options: QuirkOptions = {}):
   }
 }
 
-function parse(bytes: Uint8Array, options: QuirkOptions): TcgEventLog {
-  if (bytes.length === 0) throw new SigilError('eventlog.empty', 'the event log is empty');
+function parse(input: Uint8Array, options: QuirkOptions): TcgEventLog {
+  if (input.length === 0) throw new SigilError('eventlog.empty', 'the event log is empty');
+  // One private copy of the whole log; every digest and event data is a view into it, so later
+  // changes to the caller's buffer cannot reach parsed values, without a copy per field.
+  const bytes = input.slice();
   const r = new Reader(bytes, { errorCode: 'eventlog.truncated', what: 'TCG event log' });
   const quirks: AppliedQuirk[] = [];
   const events: TcgEvent[] = [];
@@ -104,12 +107,12 @@ function header(r: Reader): { offset: number; pcr: number; type: number } {
 function eventData(r: Reader): Uint8Array {
   const size = u32le(r);
   if (size > MAX_EVENT_SIZE || size > r.remaining) r.fail(`event data of ${size} bytes, ${r.remaining} left`, { size }, 'eventlog.truncated');
-  return r.take(size);
+  return r.borrow(size);
 }
 
 function readLegacy(r: Reader, sequence: number): TcgEvent {
   const { offset, pcr, type } = header(r);
-  const digest = r.take(20);
+  const digest = r.borrow(20);
   const data = eventData(r);
   return { sequence, offset, pcr, type, typeName: eventTypeName(type), digests: [{ alg: TPM_ALG.SHA1, digest }], data };
 }
@@ -127,7 +130,7 @@ function readAgile(r: Reader, sequence: number, algorithms: DigestSize[]): TcgEv
     const entry = algorithms.find((a) => a.alg === alg);
     if (!entry) r.fail(`event ${sequence} has a digest for algorithm 0x${alg.toString(16)} that the header does not list`, { alg }, 'eventlog.digest_algorithm_unknown');
     if (digests.some((d) => d.alg === alg)) r.fail(`event ${sequence} has two digests for algorithm 0x${alg.toString(16)}`, { alg }, 'eventlog.digest_algorithm_repeated');
-    digests.push({ alg, digest: r.take(entry.size) });
+    digests.push({ alg, digest: r.borrow(entry.size) });
   }
   const data = eventData(r);
   return { sequence, offset, pcr, type, typeName: eventTypeName(type), digests, data };

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
-import { bytesEqual } from '../../core/bytes.ts';
+import type * as x509 from '@peculiar/x509';
 import { SigilError, asSigilError } from '../../core/errors.ts';
 import { digest } from '../../core/hash.ts';
 import { fromBase64, toHex } from '../../core/hex.ts';
+import { certificateSignedBy, crlFrom, crlIssuer, crlSignedBy, revokedEntry, sameCertificate } from '../../core/x509-cache.ts';
 import { assertStrictSignedDer } from './der.ts';
 import { commonName, parseCertificates, type EndorsementKind } from './endorsement.ts';
 import type { SnpProduct } from './product.ts';
@@ -14,7 +14,9 @@ import { AMD_AUTHORITIES, type AmdAuthority } from './roots.ts';
  * embedded one for the product; an intermediate may come from the caller (e.g. a KDS
  * cert_chain, the extended-report certificate table) or from the embedded copies, and must be
  * signed by that ARK. Every signature is RSASSA-PSS/SHA-384 (checked by @peculiar/x509 over
- * WebCrypto), every certificate must be valid at `at`, and a supplied CRL is applied.
+ * WebCrypto), every certificate must be valid at `at`, and a supplied CRL is applied. Parsing,
+ * signatures and CRL lookups are memoized by content (core/x509-cache.ts); every date decision
+ * (validity, CRL freshness, revocation date) is made against `at` on every call.
  */
 export interface ChainOptions {
   kind: EndorsementKind;
@@ -44,20 +46,10 @@ function pemCertificate(pem: string): x509.X509Certificate {
   return parseCertificates(pem, 'embedded AMD certificate')[0];
 }
 
-/** Signature results by (child, issuer) object: both are cached by content, so this memoizes by bytes. */
-const signatureCache = new WeakMap<x509.X509Certificate, WeakMap<x509.X509Certificate, Promise<boolean>>>();
-
+/** Signature only (cached by both certificates' DER); a hostile certificate that makes a getter throw is "not signed by". */
 function signedBy(child: x509.X509Certificate, issuer: x509.X509Certificate): Promise<boolean> {
   if (child.issuer !== issuer.subject) return Promise.resolve(false);
-  let byIssuer = signatureCache.get(child);
-  if (!byIssuer) signatureCache.set(child, (byIssuer = new WeakMap()));
-  let result = byIssuer.get(issuer);
-  if (!result) {
-    // A hostile certificate can make the key or signature getters throw: that is "not signed by".
-    result = (async () => child.verify({ publicKey: issuer.publicKey, signatureOnly: true }))().catch(() => false);
-    byIssuer.set(issuer, result);
-  }
-  return result;
+  return certificateSignedBy(child, issuer);
 }
 
 /** The pinned ARK (digest checked, self-signature checked) and the embedded ASK/ASVK it signed; once per process. */
@@ -107,7 +99,7 @@ export async function verifyEndorsementChain(leaf: x509.X509Certificate, options
   const ark = anchor.ark;
   // A supplied root must be the pinned one: a chain that brings its own ARK is refused loudly.
   for (const cert of options.supplied) {
-    if (isSelfIssued(cert) && !bytesEqual(new Uint8Array(cert.rawData), new Uint8Array(ark.rawData))) {
+    if (isSelfIssued(cert) && !sameCertificate(cert, ark)) {
       throw new SigilError('snp.ark_untrusted', `the supplied root "${commonName(cert.subject)}" is not AMD's pinned ${product} ARK`, { subject: cert.subject });
     }
   }
@@ -117,7 +109,7 @@ export async function verifyEndorsementChain(leaf: x509.X509Certificate, options
   let intermediate: x509.X509Certificate | undefined;
   for (const candidate of candidates) {
     if (commonName(candidate.subject) !== expectedName) continue;
-    const trusted = candidate === embedded || bytesEqual(new Uint8Array(candidate.rawData), new Uint8Array(embedded.rawData)) || (await signedBy(candidate, ark));
+    const trusted = sameCertificate(candidate, embedded) || (await signedBy(candidate, ark));
     if (trusted && (await signedBy(leaf, candidate))) {
       intermediate = candidate;
       break;
@@ -148,11 +140,10 @@ export function parseCrl(input: Uint8Array | string): x509.X509Crl {
       } catch (error) {
         throw new SigilError('snp.crl_malformed', 'the PEM CRL is not valid base64', {}, { cause: error });
       }
-      assertStrictSignedDer(der, 'crl');
-      return new x509.X509Crl(der as Uint8Array<ArrayBuffer>);
+      input = der;
     }
     assertStrictSignedDer(input, 'crl');
-    return new x509.X509Crl(input.slice() as Uint8Array<ArrayBuffer>);
+    return crlFrom(input);
   } catch (error) {
     throw asSigilError(error, 'snp.crl_malformed', 'the CRL is not a valid X.509 CRL');
   }
@@ -165,20 +156,15 @@ export function parseCrl(input: Uint8Array | string): x509.X509Crl {
  */
 async function applyCrl(crl: x509.X509Crl, chain: x509.X509Certificate[], at: Date): Promise<void> {
   let issuer: x509.X509Certificate | undefined;
+  const crlName = crlIssuer(crl);
   for (const cert of chain) {
-    if (cert.subject !== crl.issuer) continue;
-    let ok = false;
-    try {
-      ok = await crl.verify({ publicKey: cert.publicKey });
-    } catch {
-      ok = false;
-    }
-    if (ok) {
+    if (cert.subject !== crlName) continue;
+    if (await crlSignedBy(crl, cert)) {
       issuer = cert;
       break;
     }
   }
-  if (!issuer) throw new SigilError('snp.crl_invalid', `the CRL from "${commonName(crl.issuer)}" is not signed by a certificate of this chain`, { issuer: crl.issuer });
+  if (!issuer) throw new SigilError('snp.crl_invalid', `the CRL from "${commonName(crlName)}" is not signed by a certificate of this chain`, { issuer: crlName });
   if (at < crl.thisUpdate || (crl.nextUpdate && at > crl.nextUpdate)) {
     throw new SigilError('snp.crl_not_current', `the CRL is not current at ${at.toISOString()}`, {
       thisUpdate: crl.thisUpdate.toISOString(),
@@ -187,7 +173,7 @@ async function applyCrl(crl: x509.X509Crl, chain: x509.X509Certificate[], at: Da
   }
   for (const cert of chain) {
     if (cert === issuer || cert.issuer !== issuer.subject) continue;
-    const entry = crl.findRevoked(cert);
+    const entry = revokedEntry(crl, cert);
     if (entry && entry.revocationDate <= at) {
       throw new SigilError('snp.certificate_revoked', `the certificate "${commonName(cert.subject)}" (serial ${cert.serialNumber}) is revoked since ${entry.revocationDate.toISOString()}`, {
         subject: cert.subject,

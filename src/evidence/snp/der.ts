@@ -24,8 +24,8 @@ function readTlv(r: Reader): Tlv {
     length = 0;
     for (let i = 0; i < count; i++) length = length * 256 + r.u8();
   }
-  const content = r.take(length);
-  return { tag, raw: r.bytes.slice(start, r.offset), content };
+  const content = r.borrow(length); // views: only compared and decoded at once, never kept
+  return { tag, raw: r.bytes.subarray(start, r.offset), content };
 }
 
 const reader = (bytes: Uint8Array, what: string) => new Reader(bytes, { errorCode: 'snp.certificate_malformed', what });

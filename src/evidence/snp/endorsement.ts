@@ -1,7 +1,8 @@
 import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import type * as x509 from '@peculiar/x509';
 import { SigilError, asSigilError } from '../../core/errors.ts';
 import { fromBase64 } from '../../core/hex.ts';
+import { certificateFromDer } from '../../core/x509-cache.ts';
 import { assertStrictSignedDer, derIa5String, derSmallInteger } from './der.ts';
 import { productFromName, type SnpProduct } from './product.ts';
 import type { TcbComponent } from './tcb.ts';
@@ -60,37 +61,17 @@ function certificateError(error: unknown, what: string): SigilError {
 }
 
 /**
- * Parsed certificates by content. ASN.1 parsing dominates verification time (a chain of three
- * is parsed on every call), and a certificate is a pure function of its bytes, so identical
- * inputs share one parsed, frozen-by-convention object. Bounded: the oldest entry goes first.
+ * Parsed once per distinct DER (core/x509-cache.ts): ASN.1 parsing would otherwise dominate
+ * verification time. The strictness check runs on every call, since the shared cache may hold
+ * the same bytes parsed for a less strict caller.
  */
-const certificateCache = new Map<string, x509.X509Certificate>();
-const CERTIFICATE_CACHE_SIZE = 256;
-
-function cached(key: string, parse: () => x509.X509Certificate): x509.X509Certificate {
-  const hit = certificateCache.get(key);
-  if (hit) return hit;
-  const cert = parse();
-  if (certificateCache.size >= CERTIFICATE_CACHE_SIZE) certificateCache.delete(certificateCache.keys().next().value!);
-  certificateCache.set(key, cert);
-  return cert;
-}
-
-function bytesKey(bytes: Uint8Array): string {
-  let key = 'der:';
-  for (let i = 0; i < bytes.length; i += 4096) key += String.fromCharCode(...bytes.subarray(i, i + 4096));
-  return key;
-}
-
 export function parseCertificate(der: Uint8Array, what = 'certificate'): x509.X509Certificate {
-  return cached(bytesKey(der), () => {
-    try {
-      assertStrictSignedDer(der, 'certificate');
-      return new x509.X509Certificate(der.slice() as Uint8Array<ArrayBuffer>);
-    } catch (error) {
-      throw certificateError(error, what);
-    }
-  });
+  try {
+    assertStrictSignedDer(der, 'certificate');
+    return certificateFromDer(der);
+  } catch (error) {
+    throw certificateError(error, what);
+  }
 }
 
 /** PEM text (any number of certificates) or DER bytes → certificates, in the order given. */
@@ -102,10 +83,7 @@ export function parseCertificates(input: Uint8Array | string, what = 'certificat
   }
   const blocks = [...input.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)];
   if (blocks.length === 0) throw new SigilError('snp.certificate_malformed', `no PEM certificate found in the ${what}`);
-  return blocks.map((m) => {
-    const body = m[1].replace(/\s/g, '');
-    return cached(`pem:${body}`, () => parseCertificate(decodeBase64(body, what), what));
-  });
+  return blocks.map((m) => parseCertificate(decodeBase64(m[1], what), what));
 }
 
 function decodeBase64(text: string, what: string): Uint8Array {

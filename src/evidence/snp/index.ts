@@ -7,7 +7,7 @@
 export { parseSnpReport, SNP_REPORT_SIZE, SNP_SIGNED_SIZE, type SnpReport, type FirmwareVersion } from './report.ts';
 export { verifySnp, verifySnpReport, type SnpClaims, type SnpTrust, type VerifySnpReportOptions } from './verify.ts';
 export { appraiseSnp, type SnpAppraisalPolicy, type TcbFloor } from './appraise.ts';
-export { verifyReportSignature, importReportKey, reportSignatureP1363 } from './signature.ts';
+export { verifyReportSignature, importReportKey, reportKeyFromSpki, reportSignatureP1363, type ReportKey } from './signature.ts';
 export { decodeTcb, encodeTcb, tcbComponents, type TcbVersion, type TcbComponent } from './tcb.ts';
 export { decodeGuestPolicy, decodePlatformInfo, decodeKeyInfo, type GuestPolicy, type PlatformInfo, type KeyInfo } from './flags.ts';
 export { productFromCpuid, productFromName, SNP_PRODUCTS, type SnpProduct, type SnpCpuid } from './product.ts';

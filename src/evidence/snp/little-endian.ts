@@ -1,21 +1,16 @@
 import type { Reader } from '../../core/bytes.ts';
 
-/**
- * SEV-SNP structures are little-endian while core's Reader reads big-endian; these read through
- * `reader.take(n)` so every read stays bounds-checked with the reader's own error code.
- */
+/** SEV-SNP structures are little-endian: the Reader's bounds-checked little-endian reads. */
 export function u8(reader: Reader): number {
   return reader.u8();
 }
 
 export function u32le(reader: Reader): number {
-  const b = reader.take(4);
-  return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
+  return reader.u32le();
 }
 
 export function u64le(reader: Reader): bigint {
-  const b = reader.take(8);
-  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+  return reader.u64le();
 }
 
 /** A little-endian unsigned integer of any width → big-endian bytes of `size`, or null when it does not fit. */

@@ -79,7 +79,7 @@ function firmwareVersion(r: Reader): FirmwareVersion {
   const build = u8(r);
   const minor = u8(r);
   const major = u8(r);
-  r.take(1); // reserved
+  r.skip(1); // reserved
   return { major, minor, build };
 }
 
@@ -93,7 +93,9 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
     throw new SigilError('snp.report_trailing_bytes', `an SNP report is ${SNP_REPORT_SIZE} bytes, got ${bytes.length}`, { length: bytes.length });
   }
   try {
-    const r = new Reader(bytes, { errorCode: 'snp.report_truncated', what: 'SNP report' });
+    // One private copy; every field is a view of it (owned) rather than a copy of its own.
+    const own = bytes.slice();
+    const r = new Reader(own, { errorCode: 'snp.report_truncated', what: 'SNP report', owned: true });
     const version = u32le(r);
     if (version < 2) throw new SigilError('snp.report_version_unsupported', `SNP report version ${version} predates the ABI Sigil supports (2 and later)`, { version });
     const guestSvn = u32le(r);
@@ -105,7 +107,7 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
     const currentTcb = u64le(r);
     const platformInfoValue = u64le(r);
     const keyInfo = decodeKeyInfo(u32le(r));
-    r.take(4); // 0x04C reserved
+    r.skip(4); // 0x04C reserved
     const reportData = r.take(64);
     const measurement = r.take(48);
     const hostData = r.take(32);
@@ -115,7 +117,7 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
     const reportIdMa = r.take(32);
     const reportedTcb = u64le(r);
     const cpuidBytes = r.take(3); // 0x188
-    r.take(21); // 0x18B reserved
+    r.skip(21); // 0x18B reserved
     const chipId = r.take(64); // 0x1A0
     const committedTcb = u64le(r); // 0x1E0
     const currentVersion = firmwareVersion(r); // 0x1E8
@@ -123,13 +125,13 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
     const launchTcb = u64le(r); // 0x1F0
     const launchMitVector = u64le(r); // 0x1F8
     const currentMitVector = u64le(r); // 0x200
-    r.take(SNP_SIGNED_SIZE - 0x208); // reserved to 0x29F
+    r.skip(SNP_SIGNED_SIZE - 0x208); // reserved to 0x29F
     const signatureR = r.take(72); // 0x2A0
     const signatureS = r.take(72); // 0x2E8
-    r.take(368); // reserved to 0x4A0
+    r.skip(368); // reserved to 0x4A0
     r.end();
     return {
-      signedBytes: bytes.slice(0, SNP_SIGNED_SIZE),
+      signedBytes: own.subarray(0, SNP_SIGNED_SIZE),
       version,
       guestSvn,
       policy: decodeGuestPolicy(policyValue),

@@ -10,7 +10,7 @@ import type { GuestPolicy, PlatformInfo } from './flags.ts';
 import { assertProduct, productFromCpuid, type SnpCpuid, type SnpProduct } from './product.ts';
 import { parseSnpReport, type FirmwareVersion, type SnpReport } from './report.ts';
 import type { AmdAuthority } from './roots.ts';
-import { importReportKey, verifyReportSignature } from './signature.ts';
+import { reportKeyFromSpki, verifyReportSignature, type ReportKey } from './signature.ts';
 import { decodeTcb, tcbComponents, type TcbVersion } from './tcb.ts';
 
 /** What the verifier needs besides the report. */
@@ -76,17 +76,22 @@ export interface SnpClaims {
   };
 }
 
-/** Imported report-verification keys by certificate object (certificates are cached by content). */
-const reportKeyCache = new WeakMap<x509.X509Certificate, Promise<CryptoKey>>();
+/**
+ * The AMD extensions of a leaf, read once per parsed certificate (a pure function of its bytes;
+ * certificates are shared by content, core/x509-cache.ts). Used read-only here: claims copy the
+ * values they take. describeEndorsement, exported, still reads afresh for other callers.
+ */
+const endorsements = new WeakMap<x509.X509Certificate, EndorsementInfo>();
 
-function reportKey(leaf: x509.X509Certificate): Promise<CryptoKey> {
-  let key = reportKeyCache.get(leaf);
-  if (!key) {
-    key = (async () => importReportKey(new Uint8Array(leaf.publicKey.rawData)))();
-    reportKeyCache.set(leaf, key);
-    key.catch(() => reportKeyCache.delete(leaf));
-  }
-  return key;
+function endorsementOf(leaf: x509.X509Certificate): EndorsementInfo {
+  let info = endorsements.get(leaf);
+  if (!info) endorsements.set(leaf, (info = describeEndorsement(leaf)));
+  return info;
+}
+
+/** The leaf's key (core/signature.ts caches the imported key by these bytes). */
+function reportKey(leaf: x509.X509Certificate): Promise<ReportKey> {
+  return reportKeyFromSpki(new Uint8Array(leaf.publicKey.rawData));
 }
 
 function collectCertificates(trust: SnpTrust): x509.X509Certificate[] {
@@ -176,7 +181,7 @@ async function verifyWithCertificates(report: SnpReport, trust: SnpTrust, certs:
     throw new SigilError(other ? 'snp.signing_key_mismatch' : 'snp.endorsement_key_missing', `the report is signed by its ${signingKey.toUpperCase()}, which was not supplied`, { signingKey });
   }
   const leaf = leaves[0];
-  const endorsement = describeEndorsement(leaf);
+  const endorsement = endorsementOf(leaf);
   const product = resolveProduct(report, endorsement, trust);
   const crls = (trust.crls ?? []).map(parseCrl);
   const chain = await verifyEndorsementChain(leaf, { kind: signingKey, product, supplied: certs.filter((c) => c !== leaf), at: trust.at, crls, authorities: trust.authorities });

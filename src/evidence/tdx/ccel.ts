@@ -1,6 +1,6 @@
 import { Reader, bytesEqual } from '../../core/bytes.ts';
 import { SigilError, asSigilError } from '../../core/errors.ts';
-import { digest } from '../../core/hash.ts';
+import { digest, digestSync, hasDigestSync } from '../../core/hash.ts';
 import { u16le, u32le, u64leAt } from './le.ts';
 
 /**
@@ -93,7 +93,7 @@ export async function replayRtmrs(log: CcelLog): Promise<[Uint8Array, Uint8Array
   for (const event of log.events) {
     if (event.eventType === EV_NO_ACTION || event.mrIndex === 0) continue;
     const index = event.mrIndex - 1;
-    rtmrs[index] = await digest('SHA-384', rtmrs[index], event.digest);
+    rtmrs[index] = hasDigestSync ? digestSync('SHA-384', rtmrs[index], event.digest) : await digest('SHA-384', rtmrs[index], event.digest);
   }
   return rtmrs;
 }

@@ -1,35 +1,23 @@
 import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import type * as x509 from '@peculiar/x509';
 import { SigilError } from '../../core/errors.ts';
-import { toHex } from '../../core/hex.ts';
+import { crlFrom, crlIssuer, crlSignedBy, revokedEntry } from '../../core/x509-cache.ts';
 import { assertSignedDerFraming } from './der.ts';
-import { BoundedMap, PassedPairs } from './memo.ts';
 
 /**
  * Intel's CRLs: the Root CA CRL (revokes PCK CAs and the TCB signing certificate) and the PCK CRL
  * of the Platform or Processor CA (revokes PCK certificates). A CRL is used only when its issuer
  * is the expected CA, its signature verifies with that CA's key, and `at` lies within
- * thisUpdate..nextUpdate.
+ * thisUpdate..nextUpdate. Parsing and the signature check are memoized by content
+ * (core/x509-cache.ts); the dates are checked against `at` every time.
  */
 export type CrlName = 'root_ca_crl' | 'pck_crl';
 
-const parsed = new BoundedMap<string, x509.X509Crl>(16);
-const verifiedCrls = new PassedPairs<x509.X509Crl, x509.X509Certificate>();
-
-/** Parsed CRLs are remembered by content (the bytes as hex, or the PEM text). */
+/** DER bytes or PEM text → CRL. */
 export function parseCrl(bytes: Uint8Array | string, name: CrlName): x509.X509Crl {
-  const key = typeof bytes === 'string' ? `pem:${bytes}` : `der:${toHex(bytes)}`;
-  const cached = parsed.get(key);
-  if (cached) return cached;
-  const crl = parse(bytes, name);
-  parsed.set(key, crl);
-  return crl;
-}
-
-function parse(bytes: Uint8Array | string, name: CrlName): x509.X509Crl {
   let crl: x509.X509Crl;
   try {
-    crl = new x509.X509Crl(typeof bytes === 'string' ? bytes : (bytes.slice() as Uint8Array<ArrayBuffer>));
+    crl = crlFrom(bytes);
   } catch (error) {
     throw new SigilError(`tdx.${name}_malformed`, `the ${crlLabel(name)} is not a valid DER or PEM CRL`, {}, { cause: error });
   }
@@ -43,18 +31,10 @@ function crlLabel(name: CrlName): string {
 
 export async function checkCrl(crl: x509.X509Crl, options: { name: CrlName; issuer: x509.X509Certificate; at: Date }): Promise<void> {
   const { name, issuer, at } = options;
-  if (crl.issuer !== issuer.subject) {
-    throw new SigilError(`tdx.${name}_issuer_mismatch`, `the ${crlLabel(name)} is issued by "${crl.issuer}", expected "${issuer.subject}"`);
+  if (crlIssuer(crl) !== issuer.subject) {
+    throw new SigilError(`tdx.${name}_issuer_mismatch`, `the ${crlLabel(name)} is issued by "${crlIssuer(crl)}", expected "${issuer.subject}"`);
   }
-  let ok = verifiedCrls.has(crl, issuer);
-  if (!ok) {
-    try {
-      ok = await crl.verify({ publicKey: issuer.publicKey });
-    } catch {
-      ok = false;
-    }
-    if (ok) verifiedCrls.add(crl, issuer);
-  }
+  const ok = await crlSignedBy(crl, issuer);
   if (!ok) throw new SigilError(`tdx.${name}_signature_invalid`, `the ${crlLabel(name)} signature does not verify with "${issuer.subject}"`);
   const nextUpdate = crl.nextUpdate;
   if (at < crl.thisUpdate || !nextUpdate || at > nextUpdate) {
@@ -68,7 +48,7 @@ export async function checkCrl(crl: x509.X509Crl, options: { name: CrlName; issu
 
 /** Throws `code` when `cert` is on `crl`. */
 export function assertNotRevoked(crl: x509.X509Crl, cert: x509.X509Certificate, code: string, what: string): void {
-  const entry = crl.findRevoked(cert);
+  const entry = revokedEntry(crl, cert);
   if (entry) {
     throw new SigilError(code, `the ${what} "${cert.subject}" (serial ${cert.serialNumber}) is revoked`, {
       serialNumber: cert.serialNumber,

@@ -1,17 +1,12 @@
 import type { Reader } from '../../core/bytes.ts';
 
-/**
- * Intel's quote structures are little-endian while core's Reader reads big-endian; these read the
- * same bounds-checked bytes and assemble them in Intel's order.
- */
+/** Intel's quote structures are little-endian: the Reader's bounds-checked little-endian reads. */
 export function u16le(reader: Reader): number {
-  const b = reader.take(2);
-  return b[0] | (b[1] << 8);
+  return reader.u16le();
 }
 
 export function u32le(reader: Reader): number {
-  const b = reader.take(4);
-  return (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
+  return reader.u32le();
 }
 
 /** A little-endian u32 inside bytes already read (e.g. MISCSELECT). */

@@ -79,9 +79,16 @@ function boolean(map: Entries, key: string): boolean | undefined {
 
 const parsed = new WeakMap<x509.X509Certificate, PckExtensions>();
 
+/** A copy for the caller (claims carry it): strings and numbers, one array, one flat object. */
+function copy(extensions: PckExtensions): PckExtensions {
+  const out: PckExtensions = { ...extensions, sgxTcbComponents: [...extensions.sgxTcbComponents] };
+  if (extensions.configuration) out.configuration = { ...extensions.configuration };
+  return out;
+}
+
 export function parsePckExtensions(cert: x509.X509Certificate): PckExtensions {
   const cached = parsed.get(cert);
-  if (cached) return structuredClone(cached);
+  if (cached) return copy(cached);
   let result: PckExtensions;
   try {
     result = parse(cert);
@@ -89,7 +96,7 @@ export function parsePckExtensions(cert: x509.X509Certificate): PckExtensions {
     throw asSigilError(error, 'tdx.pck_extension_malformed', 'the PCK certificate SGX extension could not be decoded');
   }
   parsed.set(cert, result);
-  return structuredClone(result);
+  return copy(result);
 }
 
 function parse(cert: x509.X509Certificate): PckExtensions {

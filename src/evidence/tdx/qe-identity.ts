@@ -90,7 +90,7 @@ export function evaluateQeIdentity(report: EnclaveReport, identity: QeIdentity):
     status: level.status,
     isvSvn: report.isvSvn,
     tcbDate: level.tcbDate,
-    advisoryIds: level.advisoryIds,
+    advisoryIds: [...level.advisoryIds], // a copy: claims never share arrays with (cached) collateral
     tcbEvaluationDataNumber: identity.tcbEvaluationDataNumber,
   };
 }

@@ -1,4 +1,4 @@
-import { Reader, utf8 } from '../../core/bytes.ts';
+import { bytesEqual, Reader, utf8 } from '../../core/bytes.ts';
 import { SigilError, asSigilError } from '../../core/errors.ts';
 import { parseEnclaveReport, ENCLAVE_REPORT_SIZE, type EnclaveReport } from './enclave-report.ts';
 import { u16le, u32le } from './le.ts';
@@ -71,8 +71,10 @@ export function parseTdxQuote(bytes: Uint8Array): TdxQuote {
   }
 }
 
-function parse(bytes: Uint8Array): TdxQuote {
-  const reader = new Reader(bytes, { errorCode: 'tdx.quote_truncated', what: 'TDX quote' });
+function parse(input: Uint8Array): TdxQuote {
+  // One private copy of the quote; every field is a view of it (owned), not a copy of its own.
+  const bytes = input.slice();
+  const reader = new Reader(bytes, { errorCode: 'tdx.quote_truncated', what: 'TDX quote', owned: true });
   const header = readQuoteHeader(reader);
   if (header.version !== 4 && header.version !== 5) {
     fail('tdx.quote_version_unsupported', `quote version ${header.version} is not supported (4 and 5 are)`, { version: header.version });
@@ -93,11 +95,11 @@ function parse(bytes: Uint8Array): TdxQuote {
   }
   const body = readTdReport(reader, bodyType === BODY_TYPE_TD15);
   const signedEnd = reader.offset;
-  const signedBytes = bytes.slice(0, signedEnd);
+  const signedBytes = bytes.subarray(0, signedEnd);
 
   const sigDataLength = u32le(reader);
   if (sigDataLength > reader.remaining) fail('tdx.quote_truncated', `signature data of ${sigDataLength} bytes exceeds the ${reader.remaining} remaining`, { sigDataLength });
-  const sig = new Reader(reader.take(sigDataLength), { errorCode: 'tdx.quote_malformed', what: 'quote signature data' });
+  const sig = new Reader(reader.take(sigDataLength), { errorCode: 'tdx.quote_malformed', what: 'quote signature data', owned: true });
   const trailingBytes = reader.remaining;
 
   const quoteSignature = sig.take(64);
@@ -107,7 +109,7 @@ function parse(bytes: Uint8Array): TdxQuote {
   if (outer.type !== CERT_DATA_QE_REPORT) {
     fail('tdx.certification_data_unsupported', `certification data type ${outer.type} is not supported (6, QE report certification data, is)`, { type: outer.type });
   }
-  const qe = new Reader(outer.data, { errorCode: 'tdx.quote_malformed', what: 'QE report certification data' });
+  const qe = new Reader(outer.data, { errorCode: 'tdx.quote_malformed', what: 'QE report certification data', owned: true });
   const qeReportBytes = qe.take(ENCLAVE_REPORT_SIZE);
   const qeReportSignature = qe.take(64);
   const qeAuthData = qe.take(u16le(qe));
@@ -139,14 +141,44 @@ function readCertificationData(reader: Reader): { type: number; data: Uint8Array
   return { type, data: reader.take(size) };
 }
 
-/** PEM is ASCII; anything else (or a stray NUL terminator, which some QEs append) is cut or refused. */
+/** Printable ASCII plus tab, LF and CR: what PEM text may hold. */
+const PEM_CHAR = new Uint8Array(256);
+for (let c = 0x20; c <= 0x7e; c++) PEM_CHAR[c] = 1;
+PEM_CHAR[0x09] = PEM_CHAR[0x0a] = PEM_CHAR[0x0d] = 1;
+
+/**
+ * The PCK chain text of recent quotes, by the bytes it came from: a platform sends the same chain
+ * with every quote, and an identical byte run (compared in full) needs neither the scan nor the
+ * decoding again. Handing out the same string also makes the chain lookup in chain.ts immediate.
+ */
+const recentPems = new Map<number, { bytes: Uint8Array; text: string }>();
+const RECENT_PEMS = 64;
+
+function pemSample(data: Uint8Array): number {
+  let h = data.length;
+  for (let i = 28; i < 28 + 48 * 3 && i < data.length; i += 3) h = (Math.imul(h, 31) + data[i]) | 0;
+  return h;
+}
+
 function decodePem(data: Uint8Array): string {
+  const sample = pemSample(data);
+  const known = recentPems.get(sample);
+  if (known && bytesEqual(known.bytes, data)) return known.text;
+  const text = decodeNewPem(data);
+  if (recentPems.size >= RECENT_PEMS) recentPems.delete(recentPems.keys().next().value!);
+  recentPems.set(sample, { bytes: data.slice(), text });
+  return text;
+}
+
+/** PEM is ASCII; anything else (or a stray NUL terminator, which some QEs append) is cut or refused. */
+function decodeNewPem(data: Uint8Array): string {
   let end = data.length;
   while (end > 0 && data[end - 1] === 0) end--;
-  for (let i = 0; i < end; i++) {
-    if (data[i] > 0x7e || (data[i] < 0x20 && data[i] !== 0x0a && data[i] !== 0x0d && data[i] !== 0x09)) {
-      fail('tdx.pck_chain_malformed', 'the PCK certificate chain is not PEM text', { offset: i });
-    }
+  let bad = 0;
+  for (let i = 0; i < end; i++) bad |= PEM_CHAR[data[i]] ^ 1; // branch-free scan; the offset only on failure
+  if (bad) {
+    const offset = data.subarray(0, end).findIndex((b) => PEM_CHAR[b] === 0);
+    fail('tdx.pck_chain_malformed', 'the PCK certificate chain is not PEM text', { offset });
   }
   return utf8.decode(data.subarray(0, end));
 }

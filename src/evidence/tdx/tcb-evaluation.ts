@@ -90,7 +90,7 @@ export function evaluateTdxModule(tcbInfo: TcbInfo, body: TdReport): TdxModuleRe
   if (!level) {
     throw new SigilError('tdx.tdx_module_no_matching_level', `no TCB level of ${identity.id} covers the TDX module ISVSVN ${isvSvn}`, { id: identity.id, isvSvn });
   }
-  return { id: identity.id, version, isvSvn, status: level.status, tcbDate: level.tcbDate, advisoryIds: level.advisoryIds };
+  return { id: identity.id, version, isvSvn, status: level.status, tcbDate: level.tcbDate, advisoryIds: [...level.advisoryIds] };
 }
 
 function sgxMatches(pck: PckExtensions, level: TcbLevel): boolean {
@@ -103,9 +103,10 @@ function tdxMatches(teeTcbSvn: Uint8Array, level: TcbLevel): boolean {
   return true;
 }
 
+/** Copies: claims never share arrays with the TCB info, which verifyTdxQuote keeps between calls. */
 function describe(level: TcbLevel): MatchedTcbLevel {
   const { tcbDate, status, sgxComponents, pceSvn, tdxComponents, advisoryIds } = level;
-  return { tcbDate, status, sgxComponents, pceSvn, tdxComponents, advisoryIds };
+  return { tcbDate, status, sgxComponents: [...sgxComponents], pceSvn, tdxComponents: [...tdxComponents], advisoryIds: [...advisoryIds] };
 }
 
 /** Step 2: the SGX and TDX TCB levels. */

@@ -1,5 +1,5 @@
 import type { Reader } from '../../core/bytes.ts';
-import { u64leAt } from './le.ts';
+import { u32leAt } from './le.ts';
 
 /**
  * TD quote body (the TD report's measurements), Intel TDX DCAP quote library spec Appendix A.3.2
@@ -76,17 +76,21 @@ export interface TdAttributes {
   reservedBitsSet: boolean;
 }
 
-const KNOWN_TD_ATTRIBUTE_BITS = (1n << 0n) | (1n << 28n) | (1n << 30n) | (1n << 31n) | (1n << 63n);
+/** Known bits 0, 28, 30, 31 (low word) and 63 (bit 31 of the high word). */
+const KNOWN_LOW = ((1 << 0) | (1 << 28) | (1 << 30) | (1 << 31)) >>> 0;
+const KNOWN_HIGH = (1 << 31) >>> 0;
 
 export function decodeTdAttributes(bytes: Uint8Array): TdAttributes {
-  const value = u64leAt(bytes, 0);
-  const bit = (n: bigint) => ((value >> n) & 1n) === 1n;
+  // Two 32-bit halves instead of a BigInt: this runs for every quote.
+  const low = u32leAt(bytes, 0);
+  const high = u32leAt(bytes, 4);
+  const bit = (word: number, n: number) => ((word >>> n) & 1) === 1;
   return {
-    debug: bit(0n),
-    septVeDisable: bit(28n),
-    protectionKeys: bit(30n),
-    keyLocker: bit(31n),
-    perfmon: bit(63n),
-    reservedBitsSet: (value & ~KNOWN_TD_ATTRIBUTE_BITS) !== 0n,
+    debug: bit(low, 0),
+    septVeDisable: bit(low, 28),
+    protectionKeys: bit(low, 30),
+    keyLocker: bit(low, 31),
+    perfmon: bit(high, 31),
+    reservedBitsSet: (low & ~KNOWN_LOW) !== 0 || (high & ~KNOWN_HIGH) !== 0,
   };
 }

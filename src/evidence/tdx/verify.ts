@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import type * as x509 from '@peculiar/x509';
 import { bytesEqual, concatBytes } from '../../core/bytes.ts';
 import { SigilError } from '../../core/errors.ts';
-import { digest } from '../../core/hash.ts';
+import { digest, digestSync, hasDigestSync } from '../../core/hash.ts';
 import { toHex } from '../../core/hex.ts';
 import { verified, type Verified } from '../verifier.ts';
 import { parseCcel, replayRtmrs } from './ccel.ts';
@@ -15,7 +15,7 @@ import { parsePckExtensions } from './pck-extensions.ts';
 import { evaluateQeIdentity, type QeIdentityResult } from './qe-identity.ts';
 import type { TdxQuote } from './quote.ts';
 import { intelSgxRootCa } from './roots.ts';
-import { verifyQeIdentity, verifyTcbInfo, type CollateralContext } from './signed-json.ts';
+import { verifyQeIdentityShared, verifyTcbInfoShared, type CollateralContext } from './signed-json.ts';
 import { evaluateTcb, type TcbEvaluation } from './tcb-evaluation.ts';
 
 /**
@@ -72,7 +72,7 @@ export async function verifyTdxQuote(quote: TdxQuote, trust: TdxTrust): Promise<
     throw new SigilError('tdx.qe_report_signature_invalid', 'the QE report signature does not verify with the PCK certificate key');
   }
   // The QE report binds the attestation key (4.1.2.4.13).
-  const binding = await digest('SHA-256', concatBytes(quote.attestationKey, quote.qeAuthData));
+  const binding = hasDigestSync ? digestSync('SHA-256', quote.attestationKey, quote.qeAuthData) : await digest('SHA-256', concatBytes(quote.attestationKey, quote.qeAuthData));
   if (!bytesEqual(binding, quote.qeReport.reportData.subarray(0, 32))) {
     throw new SigilError('tdx.qe_report_binding_mismatch', 'the QE report data is not SHA-256(attestation key || QE auth data)', {
       expected: toHex(binding),
@@ -88,15 +88,14 @@ export async function verifyTdxQuote(quote: TdxQuote, trust: TdxTrust): Promise<
   const pck = parsePckExtensions(leaf);
   const context: CollateralContext = { at, roots, rootCaCrl };
   let qeIdentity: QeIdentityResult | undefined;
-  if (collateral.qeIdentity) qeIdentity = evaluateQeIdentity(quote.qeReport, await verifyQeIdentity(collateral, context));
+  if (collateral.qeIdentity) qeIdentity = evaluateQeIdentity(quote.qeReport, await verifyQeIdentityShared(collateral, context));
   let tcb: TcbEvaluation | undefined;
-  if (collateral.tcbInfo) tcb = evaluateTcb({ tcbInfo: await verifyTcbInfo(collateral, context), pck, body: quote.body, qeIdentity });
+  if (collateral.tcbInfo) tcb = evaluateTcb({ tcbInfo: await verifyTcbInfoShared(collateral, context), pck, body: quote.body, qeIdentity });
 
-  const claims: TdxClaims = {
-    ...quoteClaims(quote),
-    pck: { ...pck, ca, subject: leaf.subject, serialNumber: leaf.serialNumber, notAfter: leaf.notAfter.toISOString() },
-    revocation: { rootCaCrl: rootCaCrl !== undefined, pckCrl: collateral.pckCrl !== undefined },
-  };
+  // quoteClaims returns a fresh object: completed in place rather than copied by a spread.
+  const claims = quoteClaims(quote) as TdxClaims;
+  claims.pck = { ...pck, ca, subject: leaf.subject, serialNumber: leaf.serialNumber, notAfter: leaf.notAfter.toISOString() };
+  claims.revocation = { rootCaCrl: rootCaCrl !== undefined, pckCrl: collateral.pckCrl !== undefined };
   if (tcb) claims.tcb = tcb;
   if (qeIdentity) claims.qeIdentity = qeIdentity;
 

@@ -3,6 +3,7 @@ import * as x509 from '@peculiar/x509';
 import { SigilError } from '../../core/errors.ts';
 import { digest } from '../../core/hash.ts';
 import { toHex } from '../../core/hex.ts';
+import { buildCertificateChain, certificatePublicJwk, certificateSignedBy, sameCertificate, validAt } from '../../core/x509-cache.ts';
 import { TPMA_OBJECT } from '../../tpm/constants.ts';
 import { publicAreaToJwk } from '../../tpm/jwk.ts';
 import { objectName } from '../../tpm/names.ts';
@@ -106,15 +107,16 @@ async function findActivation(evidence: TpmBundle, trust: AkTrust, ekSha256: str
 /** Build and check the chain: every signature and validity period at `at`, CA flags on issuers. */
 async function verifyChain(leafDer: Uint8Array, roots: x509.X509Certificate[], intermediates: x509.X509Certificate[], at: Date): Promise<x509.X509Certificate> {
   const leaf = parseCertificate(leafDer, 'AK certificate');
-  const chain = await new x509.X509ChainBuilder({ certificates: [...intermediates, ...roots] }).build(leaf);
+  const chain = await buildCertificateChain(leaf, [...intermediates, ...roots]);
   const top = chain[chain.length - 1];
-  if (!roots.some((root) => root.equal(top))) {
+  if (!roots.some((root) => sameCertificate(root, top))) {
     throw new SigilError('tpm.ak_cert_untrusted', 'the AK certificate does not chain to a trusted root', { issuer: leaf.issuer, chainTop: top.subject });
   }
   for (let i = 0; i < chain.length; i++) {
     const issuer = chain[i + 1] ?? chain[i];
     if (i + 1 < chain.length && !isCa(issuer)) throw new SigilError('tpm.ak_cert_chain_invalid', `"${issuer.subject}" issues certificates but is not a CA`);
-    if (!(await chain[i].verify({ publicKey: issuer.publicKey, date: at, signatureOnly: false }))) {
+    // Signatures are memoized by content (core/x509-cache.ts); the validity period is checked against `at` every time.
+    if (!(await certificateSignedBy(chain[i], issuer)) || !validAt(chain[i], at)) {
       throw new SigilError('tpm.ak_cert_chain_invalid', `certificate "${chain[i].subject}" fails its signature or validity check`, { at: at.toISOString() });
     }
   }
@@ -128,6 +130,6 @@ function isCa(cert: x509.X509Certificate): boolean {
 
 async function certifiesKey(cert: x509.X509Certificate, publicArea: TpmPublic): Promise<boolean> {
   const jwk = publicAreaToJwk(publicArea);
-  const certJwk = await globalThis.crypto.subtle.exportKey('jwk', await cert.publicKey.export());
+  const certJwk = await certificatePublicJwk(cert);
   return jwk.kty === 'RSA' ? certJwk.n === jwk.n && certJwk.e === jwk.e : certJwk.x === jwk.x && certJwk.y === jwk.y && certJwk.crv === jwk.crv;
 }

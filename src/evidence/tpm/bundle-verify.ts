@@ -38,8 +38,11 @@ export async function verifyTpmBundle(evidence: TpmBundle, trust: TpmBundleTrust
   const ak = await establishAkTrust(evidence, trust, at);
   const quotes: QuoteClaims[] = [];
   const quoted: PcrBanks = new Map();
+  const quotedHex: Record<string, Record<number, string>> = {};
   for (const quote of evidence.quotes) {
     const result = await verifyQuote(quote, { akPublic: evidence.akPublic, nonce: trust.nonce, pcrValues: evidence.pcrs });
+    // The quote already rendered its PCR values as hex; integer keys keep ascending order.
+    for (const [label, values] of Object.entries(result.pcrs)) Object.assign((quotedHex[label] ??= {}), values);
     for (const bank of result.selection) {
       const values = quoted.get(bank.hash) ?? new Map<number, Uint8Array>();
       for (const index of bank.pcrs) values.set(index, evidence.pcrs.get(bank.hash)!.get(index)!);
@@ -61,22 +64,13 @@ export async function verifyTpmBundle(evidence: TpmBundle, trust: TpmBundleTrust
     throw new SigilError('tpm.quotes_inconsistent', 'the quotes come from different boots (reset or restart counts differ)');
   }
   const quirks: AppliedQuirk[] = [...(evidence.eventLog?.quirks ?? [])];
-  const claims: TpmBundleClaims = { ak, quotes, pcrs: pcrsJson(quoted), quirks };
+  const claims: TpmBundleClaims = { ak, quotes, pcrs: quotedHex, quirks };
   if (evidence.eventLog) claims.eventLog = await verifyEventLog(evidence.eventLog, quoted, trust, quirks);
   if (evidence.imaLog) {
     claims.ima = await verifyImaAgainstQuote(evidence.imaLog, quoted, trust);
     quirks.push(...claims.ima.quirks);
   }
   return verified('tpm', claims, at);
-}
-
-function pcrsJson(banks: PcrBanks): Record<string, Record<number, string>> {
-  const out: Record<string, Record<number, string>> = {};
-  for (const [alg, values] of banks) {
-    out[HASH_ALGS[alg].label] = {};
-    for (const [index, value] of [...values].sort((a, b) => a[0] - b[0])) out[HASH_ALGS[alg].label][index] = toHex(value);
-  }
-  return out;
 }
 
 const BANK_PREFERENCE = [TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512, TPM_ALG.SHA1];

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { SigilError, asSigilError } from '../../core/errors.ts';
 import { fromBase64 } from '../../core/hex.ts';
+import { buildCertificateChain, certificateFromDer, certificatePublicJwk, certificateSignedBy, sameCertificate, validAt } from '../../core/x509-cache.ts';
 import { publicAreaToJwk } from '../../tpm/jwk.ts';
 import type { TpmPublic } from '../../tpm/structures/public.ts';
 
@@ -25,9 +26,10 @@ const TPM_MANUFACTURER = '2.23.133.2.1';
 const TPM_MODEL = '2.23.133.2.2';
 const TPM_VERSION = '2.23.133.2.3';
 
+/** Parsed once per distinct DER (core/x509-cache.ts). */
 export function parseCertificate(der: Uint8Array, what = 'certificate'): x509.X509Certificate {
   try {
-    return new x509.X509Certificate(der as Uint8Array<ArrayBuffer>);
+    return certificateFromDer(der);
   } catch (error) {
     throw asSigilError(error, 'x509.certificate_malformed', `the ${what} is not a valid DER X.509 certificate`);
   }
@@ -73,16 +75,16 @@ export async function verifyEkCertificate(
 ): Promise<EkCertificateInfo> {
   const cert = parseCertificate(ekCertDer, 'EK certificate');
   const at = options.at ?? new Date();
-  const builder = new x509.X509ChainBuilder({ certificates: [...(options.intermediates ?? []), ...options.roots] });
-  const chain = await builder.build(cert);
+  const chain = await buildCertificateChain(cert, [...(options.intermediates ?? []), ...options.roots]);
   const top = chain[chain.length - 1];
-  if (!options.roots.some((root) => root.equal(top))) {
+  if (!options.roots.some((root) => sameCertificate(root, top))) {
     throw new SigilError('tpm.ek_cert_untrusted', 'the EK certificate does not chain to a trusted EK CA', { issuer: cert.issuer, chainTop: top.subject });
   }
   for (let i = 0; i < chain.length; i++) {
     const issuer = chain[i + 1] ?? chain[i];
     // The EK certificate's own signature algorithm may be RSA-PSS or ECDSA; @peculiar/x509 maps both.
-    const ok = await chain[i].verify({ publicKey: issuer.publicKey, date: at, signatureOnly: false });
+    // Signatures are memoized by content; the validity period is checked against `at` every time.
+    const ok = (await certificateSignedBy(chain[i], issuer)) && validAt(chain[i], at);
     if (!ok) {
       throw new SigilError('tpm.ek_cert_invalid', `certificate "${chain[i].subject}" fails its signature or validity check`, { at: at.toISOString() });
     }
@@ -93,8 +95,7 @@ export async function verifyEkCertificate(
 
 async function assertCertifiesKey(cert: x509.X509Certificate, ekPublic: TpmPublic): Promise<void> {
   const jwk = publicAreaToJwk(ekPublic);
-  const certKey = await cert.publicKey.export();
-  const certJwk = await globalThis.crypto.subtle.exportKey('jwk', certKey);
+  const certJwk = await certificatePublicJwk(cert);
   const same = jwk.kty === 'RSA' ? certJwk.n === jwk.n : certJwk.x === jwk.x && certJwk.y === jwk.y;
   if (!same) throw new SigilError('tpm.ek_cert_key_mismatch', 'the EK certificate certifies a different key than the TPM holds');
 }

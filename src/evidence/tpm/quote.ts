@@ -1,6 +1,6 @@
 import { bytesEqual, concatBytes, constantTimeEqual, Reader } from '../../core/bytes.ts';
 import { SigilError, asSigilError } from '../../core/errors.ts';
-import { digest } from '../../core/hash.ts';
+import { digest, digestSync, hasDigestSync } from '../../core/hash.ts';
 import { toHex } from '../../core/hex.ts';
 import { hashAlg } from '../../tpm/algorithms.ts';
 import { TPM_ALG, TPM_GENERATED_VALUE, TPM_ST } from '../../tpm/constants.ts';
@@ -101,7 +101,8 @@ export async function quotePcrDigest(hash: number, selection: PcrSelection[], va
       parts.push(value);
     }
   }
-  return digest(hashAlg(hash).name, concatBytes(...parts));
+  const name = hashAlg(hash).name;
+  return hasDigestSync ? digestSync(name, ...parts) : digest(name, concatBytes(...parts));
 }
 
 export async function verifyQuote(quote: ParsedQuote, trust: QuoteTrust): Promise<VerifiedQuote> {

@@ -3,7 +3,7 @@
  * process the run started is still alive (issue acceptance: "no swtpm process survives").
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -12,6 +12,8 @@ const root = new URL('..', import.meta.url).pathname;
 // The tests get a temporary folder of their own (TMPDIR): every swtpm they start keeps its state
 // below it, which tells their processes apart from any other swtpm on the machine.
 const runDir = mkdtempSync(join(tmpdir(), 'sigil-test-run-'));
+// Like /tmp itself (sticky, world-writable): tests run PostgreSQL as an unprivileged user below it.
+chmodSync(runDir, 0o1777);
 
 function ourSwtpmPids(): number[] {
   try {

@@ -75,7 +75,7 @@ export async function createImportBlob(input: CreateImportBlobInput): Promise<Im
   const { parentPublic, objectPublic, sensitive } = input;
   const attributes = objectPublic.objectAttributes;
   if (attributes & (TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent)) {
-    throw new SigilError('tpm.import_attributes_invalid', 'an object to import must have fixedTPM and fixedParent clear (Part 1, 23.2)', { attributes });
+    throw new SigilError('tpm.import_attributes_invalid', 'an object to import must have fixedTPM and fixedParent clear: only duplicable objects can be imported', { attributes });
   }
   if (attributes & TPMA_OBJECT.encryptedDuplication) {
     throw new SigilError('tpm.import_attributes_invalid', 'encryptedDuplication needs an inner wrapper, which createImportBlob does not make', { attributes });

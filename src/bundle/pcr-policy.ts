@@ -1,10 +1,10 @@
 import { SigilError } from '../core/errors.ts';
 import { toHex } from '../core/hex.ts';
-import { hashAlg, hashAlgFromLabel } from '../tpm/algorithms.ts';
+import { hashAlg } from '../tpm/algorithms.ts';
 import { TPM_ALG, TPM_CC } from '../tpm/constants.ts';
 import { PolicyCalculator } from '../tpm/policy/index.ts';
 import type { PcrSelection } from '../tpm/structures/basic.ts';
-import { field, hexField, parseJsonObject } from '../device/json-input.ts';
+import { parseJsonObject, parsePcrBanksJson } from '../device/json-input.ts';
 
 /**
  * The PCR policy a bundle's data key is sealed under, per recipient:
@@ -87,25 +87,7 @@ export function pcrPolicyJson(policy: PcrPolicy): PcrPolicyJson[] {
 
 /** Read the JSON form; resettable PCRs are refused here too (bundle.pcr_resettable). */
 export function parsePcrPolicyJson(value: unknown, code: string): PcrPolicy {
-  if (!Array.isArray(value) || value.length === 0 || value.length > 4) throw new SigilError(code, 'a PCR policy lists 1-4 banks');
-  const values: PcrValues = new Map();
-  for (const entry of value) {
-    const bankDoc = parseJsonObject(entry, code, 'PCR bank entry');
-    let bank: number;
-    try {
-      bank = hashAlgFromLabel(field(bankDoc, 'bank', 'string', code));
-    } catch (error) {
-      throw new SigilError(code, 'a PCR bank is not a known hash algorithm', {}, { cause: error });
-    }
-    if (values.has(bank)) throw new SigilError(code, `bank ${hashAlg(bank).label} is listed twice`);
-    const pcrDoc = field(bankDoc, 'values', 'object', code);
-    const pcrs = new Map<number, Uint8Array>();
-    for (const key of Object.keys(pcrDoc)) {
-      if (!/^(0|[1-9][0-9]?)$/.test(key)) throw new SigilError(code, `"${key.slice(0, 8)}" is not a PCR index`);
-      pcrs.set(Number(key), hexField(pcrDoc, key, code, { size: hashAlg(bank).size }));
-    }
-    values.set(bank, pcrs);
-  }
+  const values: PcrValues = parsePcrBanksJson(value, code);
   return checkPcrPolicy(values, code);
 }
 

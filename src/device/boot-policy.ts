@@ -3,13 +3,13 @@ import { concatBytes, constantTimeEqual } from '../core/bytes.ts';
 import { digest } from '../core/hash.ts';
 import { SigilError } from '../core/errors.ts';
 import { toHex } from '../core/hex.ts';
-import { hashAlg, hashAlgFromLabel } from '../tpm/algorithms.ts';
+import { hashAlg } from '../tpm/algorithms.ts';
 import { TPM_ALG, TPM_CC, TPM_EO } from '../tpm/constants.ts';
 import { PolicyCalculator, approvedPolicyMessage } from '../tpm/policy/index.ts';
 import type { PcrSelection } from '../tpm/structures/basic.ts';
 import type { TpmSignature } from '../tpm/structures/signature.ts';
 import { checkProductId } from './identifiers.ts';
-import { field, hexField, integerField, parseJsonObject, type Json } from './json-input.ts';
+import { field, hexField, integerField, parseJsonObject, parsePcrBanksJson, type Json } from './json-input.ts';
 import { checkRelease, releaseFloorName, releaseOperand } from './release-floor.ts';
 import { policySigningTpmPublic, assertProductBinding, type VendorTrust } from './trust.ts';
 import { objectName } from '../tpm/names.ts';
@@ -170,26 +170,7 @@ export function parseBootPolicy(input: unknown): BootPolicy {
   const productId = checkProductId(field(doc, 'productId', 'string', code), code);
   const release = integerField(doc, 'release', code, 1);
   const lockoutPcr = integerField(doc, 'lockoutPcr', code, 0, 23);
-  const banks = field(doc, 'pcrs', 'array', code);
-  if (banks.length === 0 || banks.length > 4) throw new SigilError(code, 'field "pcrs" must list 1-4 banks');
-  const values = new Map<number, Map<number, Uint8Array>>();
-  for (const entry of banks) {
-    const bankDoc = parseJsonObject(entry, code, 'PCR bank entry');
-    let bank: number;
-    try {
-      bank = hashAlgFromLabel(field(bankDoc, 'bank', 'string', code));
-    } catch (error) {
-      throw new SigilError(code, 'a PCR bank is not a known hash algorithm', {}, { cause: error });
-    }
-    if (values.has(bank)) throw new SigilError(code, `bank ${hashAlg(bank).label} is listed twice`);
-    const pcrDoc = field(bankDoc, 'values', 'object', code);
-    const pcrs = new Map<number, Uint8Array>();
-    for (const key of Object.keys(pcrDoc)) {
-      if (!/^(0|[1-9][0-9]?)$/.test(key)) throw new SigilError(code, `"${key.slice(0, 8)}" is not a PCR index`);
-      pcrs.set(Number(key), hexField(pcrDoc, key, code, { size: hashAlg(bank).size }));
-    }
-    values.set(bank, pcrs);
-  }
+  const values = parsePcrBanksJson(field(doc, 'pcrs', 'array', code), code);
   const selection = checkPcrs(values, lockoutPcr, code);
   const signature = field(doc, 'signature', 'object', code) as Json;
   return {

@@ -1,5 +1,6 @@
 import { SigilError } from '../core/errors.ts';
 import { fromHex } from '../core/hex.ts';
+import { hashAlg, hashAlgFromLabel } from '../tpm/algorithms.ts';
 
 /**
  * Reading Sigil's JSON files (policies, sealed secrets, provisioning records, trust bundles):
@@ -84,4 +85,31 @@ export function handleField(obj: Json, name: string, code: string, min: number, 
   const value = Number.parseInt(text.slice(2), 16);
   if (value < min || value > max) throw new SigilError(code, `field "${name}" is outside 0x${min.toString(16)}-0x${max.toString(16)}`, { field: name });
   return value;
+}
+
+/**
+ * PCR values as signed policies and bundles carry them: 1-4 entries
+ * `{"bank": "sha256", "values": {"7": "<hex>", …}}` → bank → index → value (sizes checked).
+ */
+export function parsePcrBanksJson(banks: unknown, code: string): Map<number, Map<number, Uint8Array>> {
+  if (!Array.isArray(banks) || banks.length === 0 || banks.length > 4) throw new SigilError(code, 'PCR values list 1-4 banks');
+  const values = new Map<number, Map<number, Uint8Array>>();
+  for (const entry of banks) {
+    const bankDoc = parseJsonObject(entry, code, 'PCR bank entry');
+    let bank: number;
+    try {
+      bank = hashAlgFromLabel(field(bankDoc, 'bank', 'string', code));
+    } catch (error) {
+      throw new SigilError(code, 'a PCR bank is not a known hash algorithm', {}, { cause: error });
+    }
+    if (values.has(bank)) throw new SigilError(code, `bank ${hashAlg(bank).label} is listed twice`);
+    const pcrDoc = field(bankDoc, 'values', 'object', code);
+    const pcrs = new Map<number, Uint8Array>();
+    for (const key of Object.keys(pcrDoc)) {
+      if (!/^(0|[1-9][0-9]?)$/.test(key)) throw new SigilError(code, `"${key.slice(0, 8)}" is not a PCR index`);
+      pcrs.set(Number(key), hexField(pcrDoc, key, code, { size: hashAlg(bank).size }));
+    }
+    values.set(bank, pcrs);
+  }
+  return values;
 }

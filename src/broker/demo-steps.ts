@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { stepRecorder, type DemoStep } from '../core/steps.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { BrokerClient } from '../attester/client.ts';
@@ -18,23 +19,12 @@ import { startBroker } from './server.ts';
  * receive a secret → revoke → be refused. Every step checks its own outcome and is returned as
  * a record; everything started is stopped and removed, whatever happens.
  */
-export interface DemoStep {
-  step: string;
-  detail: string;
-  ms: number;
-}
+export type { DemoStep };
 
 const SELECTION = 'sha256:0,7,16';
 
 export async function runBrokerDemo(options: { onStep?: (step: DemoStep) => void } = {}): Promise<DemoStep[]> {
-  const steps: DemoStep[] = [];
-  let started = performance.now();
-  const done = (step: string, detail: string) => {
-    const record = { step, detail, ms: Math.round(performance.now() - started) };
-    steps.push(record);
-    options.onStep?.(record);
-    started = performance.now();
-  };
+  const { steps, record: done } = stepRecorder(options.onStep);
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sigil-demo-broker-'));
   const swtpm = await startSwtpm({ ekCert: true });
   const tpm = new Tpm(swtpm.transport());

@@ -7,7 +7,7 @@ import { parseCertificates } from '../evidence/tpm/ek-certificate.ts';
 import { TPM_ALG } from '../tpm/constants.ts';
 import { startSwtpm, type SwtpmInstance } from '../tpm/swtpm-process.ts';
 import { Tpm } from '../tpm/tpm.ts';
-import type { DemoStep } from '../device/demo-steps.ts';
+import { stepRecorder, type DemoStep } from '../core/steps.ts';
 import { createKeyset } from '../device/keyset.ts';
 import { parseProvisioningRecord, type ProvisioningRecord } from '../device/provisioning-record.ts';
 import { provisionDevice } from '../device/provision.ts';
@@ -47,14 +47,7 @@ export interface BundleDemoOptions {
 }
 
 export async function runBundleDemo(options: BundleDemoOptions = {}): Promise<DemoStep[]> {
-  const steps: DemoStep[] = [];
-  let started = performance.now();
-  const record = (step: string, detail: string) => {
-    const entry = { step, detail, ms: Math.round(performance.now() - started) };
-    steps.push(entry);
-    options.onStep?.(entry);
-    started = performance.now();
-  };
+  const { steps, record } = stepRecorder(options.onStep);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sigil-demo-bundle-'));
   const machines: DemoMachine[] = [];
   try {

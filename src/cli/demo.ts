@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { stepRecorder, type DemoStep } from '../core/steps.ts';
 import type { Command } from 'commander';
 import { SigilError } from '../core/errors.ts';
 import { toHex } from '../core/hex.ts';
@@ -22,11 +23,7 @@ import { printJson } from './output.ts';
  *   bundle  seal a bundle to two machines, open on each, revoke one, re-key, the revoked one fails;
  *   broker  enrol, attest, receive a secret, revoke, be refused (issue 4).
  */
-export interface DemoStep {
-  step: string;
-  detail: string;
-  ms: number;
-}
+export type { DemoStep };
 
 type Section = (onStep: (step: DemoStep) => void) => Promise<DemoStep[]>;
 
@@ -59,31 +56,22 @@ export function registerDemo(program: Command): void {
 
 /** The TPM section: one swtpm manufactured with EK certificates by swtpm_setup. */
 async function runTpmDemo(onStep: (step: DemoStep) => void): Promise<DemoStep[]> {
-  const steps: DemoStep[] = [];
-  const say = (step: string, detail: string, started: number) => {
-    const entry = { step, detail, ms: Math.round(performance.now() - started) };
-    steps.push(entry);
-    onStep(entry);
-  };
-  let t = performance.now();
+  const { steps, record } = stepRecorder(onStep);
   const swtpm = await startSwtpm({ ekCert: true, pcrBanks: ['sha1', 'sha256'] });
   const tpm = new Tpm(swtpm.transport());
   try {
-    say('start a private swtpm', `${swtpm.uri}, EK certificates made by swtpm_setup`, t);
+    record('start a private swtpm', `${swtpm.uri}, EK certificates made by swtpm_setup`);
 
-    t = performance.now();
     const pcrs = await tpm.readPcrs(TPM_ALG.SHA256, [0, 7, 16]);
-    say('read PCRs', `sha256:16 = ${toHex(pcrs.get(16)!).slice(0, 16)}…`, t);
+    record('read PCRs', `sha256:16 = ${toHex(pcrs.get(16)!).slice(0, 16)}…`);
 
-    t = performance.now();
     const ek = await endorsementKey(tpm, 'rsa');
     const ekCert = await readEkCertificate(tpm, 'rsa');
     if (!ekCert) throw new SigilError('demo.ek_cert_missing', 'swtpm_setup stored no EK certificate');
     const ca = [...parseCertificates(await readFile(swtpm.localCa!.rootCert, 'utf8')), ...parseCertificates(await readFile(swtpm.localCa!.intermediateCert, 'utf8'))];
     const info = await verifyEkCertificate(ekCert, { roots: ca.filter((c) => c.subject === c.issuer), intermediates: ca.filter((c) => c.subject !== c.issuer), ekPublic: ek.publicArea });
-    say('validate the EK certificate', `issuer "${info.issuer}"`, t);
+    record('validate the EK certificate', `issuer "${info.issuer}"`);
 
-    t = performance.now();
     const srk = await storageKey(tpm);
     const ak = await createAttestationKey(tpm, srk, 'ecc');
     await tpm.flush(srk.handle);
@@ -92,28 +80,25 @@ async function runTpmDemo(onStep: (step: DemoStep) => void): Promise<DemoStep[]>
     const answer = await activateCredential(tpm, ak, ek, credential);
     await tpm.flush(ek.handle);
     if (toHex(answer) !== toHex(challenge)) throw new SigilError('demo.activation_mismatch', 'the activated credential differs from the challenge');
-    say('activate a credential for the AK', `AK ${toHex(ak.name).slice(0, 16)}… proven to live beside the EK`, t);
+    record('activate a credential for the AK', `AK ${toHex(ak.name).slice(0, 16)}… proven to live beside the EK`);
 
-    t = performance.now();
     const selection = selectionFromSpec('sha256:7,16');
     const sealed = await seal(tpm, { secret: new TextEncoder().encode('disk passphrase: correct horse'), selection });
     const opened = new TextDecoder().decode(await unseal(tpm, sealed));
-    say('seal and unseal under PolicyPCR', `sha256:7,16 → "${opened.slice(0, 16)}…" (salted, encrypted sessions)`, t);
+    record('seal and unseal under PolicyPCR', `sha256:7,16 → "${opened.slice(0, 16)}…" (salted, encrypted sessions)`);
 
-    t = performance.now();
     const nonce = await tpm.random(20);
     const evidence = await tpm.using(ak.handle, () => quote(tpm, ak, nonce, selectionFromSpec('sha256:0,7,16')));
     const verified = await verifyQuote(parseQuote(evidence.attestBytes, evidence.signatureBytes), { akPublic: ak.publicArea, nonce, pcrValues: evidence.pcrValues });
-    say('quote and verify', `signature, nonce and PCR digest check out (${Object.keys(verified.pcrs.sha256).length} PCRs)`, t);
+    record('quote and verify', `signature, nonce and PCR digest check out (${Object.keys(verified.pcrs.sha256).length} PCRs)`);
 
-    t = performance.now();
     await tpm.extendEvent(16, new TextEncoder().encode('sigil demo: lock-out'));
     try {
       await unseal(tpm, sealed);
       throw new SigilError('demo.unseal_not_refused', 'the unseal after the extend should have been refused');
     } catch (error) {
       if (!(error instanceof SigilError) || error.code !== 'tpm.policy_pcr_mismatch') throw error;
-      say('extend PCR 16, unseal again', `refused: ${error.message} [${error.code}]`, t);
+      record('extend PCR 16, unseal again', `refused: ${error.message} [${error.code}]`);
     }
   } finally {
     await tpm.close();

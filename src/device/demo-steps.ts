@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { stepRecorder, type DemoStep } from '../core/steps.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { SigilError } from '../core/errors.ts';
@@ -22,11 +23,7 @@ import { loadVendorTrust } from './trust.ts';
  * and the unseal working again. Every step checks its own outcome and throws if it differs; the
  * records say what happened. Everything started here is stopped before returning.
  */
-export interface DemoStep {
-  step: string;
-  detail: string;
-  ms: number;
-}
+export type { DemoStep };
 
 interface DemoMachine {
   name: string;
@@ -52,14 +49,7 @@ export interface DeviceDemoOptions {
 }
 
 export async function runDeviceDemo(options: DeviceDemoOptions = {}): Promise<DemoStep[]> {
-  const steps: DemoStep[] = [];
-  let started = performance.now();
-  const record = (step: string, detail: string) => {
-    const entry = { step, detail, ms: Math.round(performance.now() - started) };
-    steps.push(entry);
-    options.onStep?.(entry);
-    started = performance.now();
-  };
+  const { steps, record } = stepRecorder(options.onStep);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sigil-demo-vendor-'));
   const machines: DemoMachine[] = [];
   try {
